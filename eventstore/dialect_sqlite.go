@@ -1,0 +1,299 @@
+package eventstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+type sqliteDialect struct{}
+
+func (sqliteDialect) name() string { return "sqlite" }
+
+func (sqliteDialect) placeholder(int) string { return "?" }
+
+func (sqliteDialect) schema(t tables) []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS ` + t.events + ` (
+			position INTEGER PRIMARY KEY AUTOINCREMENT,
+			event_id BLOB NOT NULL UNIQUE,
+			stream_id TEXT NOT NULL,
+			version INTEGER NOT NULL,
+			type TEXT NOT NULL,
+			schema_version INTEGER NOT NULL,
+			data BLOB NOT NULL,
+			metadata BLOB,
+			causation_id TEXT NOT NULL DEFAULT '',
+			correlation_id TEXT NOT NULL DEFAULT '',
+			recorded_at INTEGER NOT NULL,
+			UNIQUE (stream_id, version)
+		)`,
+		`CREATE INDEX IF NOT EXISTS ` + t.events + `_type_position_idx ON ` + t.events + ` (type, position)`,
+		`CREATE TABLE IF NOT EXISTS ` + t.streams + ` (
+			stream_id TEXT PRIMARY KEY,
+			version INTEGER NOT NULL,
+			deleted INTEGER NOT NULL DEFAULT 0
+		) WITHOUT ROWID`,
+		`CREATE TABLE IF NOT EXISTS ` + t.snapshots + ` (
+			stream_id TEXT PRIMARY KEY,
+			version INTEGER NOT NULL,
+			schema_version INTEGER NOT NULL,
+			data BLOB NOT NULL,
+			recorded_at INTEGER NOT NULL
+		)`,
+	}
+}
+
+// sqliteTx is a write transaction on one pinned connection, begun with
+// BEGIN IMMEDIATE whatever the DSN says: a deferred transaction that
+// upgrades to a write gets SQLITE_BUSY without waiting for busy_timeout.
+type sqliteTx struct {
+	conn *sql.Conn
+	done bool
+}
+
+func beginSQLite(ctx context.Context, db *sql.DB) (*sqliteTx, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &sqliteTx{conn: conn}, nil
+}
+
+func (tx *sqliteTx) commit(ctx context.Context) error {
+	if _, err := tx.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return err
+	}
+	tx.done = true
+	return tx.conn.Close()
+}
+
+// rollback ends the transaction unless it was committed; safe to defer.
+func (tx *sqliteTx) rollback() {
+	if tx.done {
+		return
+	}
+	tx.done = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := tx.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		// The connection's state is unknown: make the pool drop it.
+		tx.conn.Raw(func(any) error { return errBadConn })
+	}
+	tx.conn.Close()
+}
+
+func (sqliteDialect) migrate(ctx context.Context, s *Store, stmts []string) error {
+	// WAL is a property of the database file; it cannot be switched
+	// inside a transaction. In-memory databases keep their own mode.
+	if _, err := s.db.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
+		return fmt.Errorf("set WAL mode: %w", err)
+	}
+	tx, err := beginSQLite(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	defer tx.rollback()
+	for _, stmt := range stmts {
+		if _, err := tx.conn.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return tx.commit(ctx)
+}
+
+// sqliteMaxRows bounds the rows of one multi-row statement, far below
+// SQLite's limit of 32,766 bind parameters.
+const sqliteMaxRows = 500
+
+func placeholders(b *strings.Builder, rows, cols int) {
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := 0; c < cols; c++ {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('?')
+		}
+		b.WriteByte(')')
+	}
+}
+
+func inList(n int) string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
+	t := s.q.t
+	tx, err := beginSQLite(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	defer tx.rollback()
+
+	states := make(map[string]streamState, len(in.streams))
+	for start := 0; start < len(in.streams); start += sqliteMaxRows {
+		chunk := in.streams[start:min(start+sqliteMaxRows, len(in.streams))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := tx.conn.QueryContext(ctx, "SELECT stream_id, version, deleted FROM "+t.streams+
+			" WHERE stream_id IN "+inList(len(chunk)), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			var st streamState
+			if err := rows.Scan(&id, &st.version, &st.deleted); err != nil {
+				rows.Close()
+				return err
+			}
+			st.exists = true
+			states[id] = st
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+	}
+	found := map[uuid.UUID]storedID{}
+	for start := 0; start < len(in.ids); start += sqliteMaxRows {
+		chunk := in.ids[start:min(start+sqliteMaxRows, len(in.ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id[:]
+		}
+		rows, err := tx.conn.QueryContext(ctx, "SELECT event_id, stream_id, version FROM "+t.events+
+			" WHERE event_id IN "+inList(len(chunk)), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var eid uuid.UUID
+			var at storedID
+			if err := rows.Scan(&eid, &at.stream, &at.version); err != nil {
+				rows.Close()
+				return err
+			}
+			found[eid] = at
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+	}
+
+	plan := decide(states, found)
+	if len(plan.rows) == 0 {
+		return tx.commit(ctx)
+	}
+	now := plan.now.UnixMicro()
+	byID := make(map[uuid.UUID]*pendingEvent, len(plan.rows))
+	for start := 0; start < len(plan.rows); start += sqliteMaxRows {
+		chunk := plan.rows[start:min(start+sqliteMaxRows, len(plan.rows))]
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + t.events + " (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at) VALUES ")
+		placeholders(&b, len(chunk), 10)
+		b.WriteString(" RETURNING position, event_id")
+		args := make([]any, 0, len(chunk)*10)
+		for _, row := range chunk {
+			ev, r := row.ev, row.req
+			var meta any
+			if r.metaJSON != nil {
+				meta = r.metaJSON
+			}
+			args = append(args, ev.id[:], r.stream, ev.version, ev.typ, ev.schema, ev.data, meta, r.causation, r.correlation, now)
+			byID[ev.id] = ev
+		}
+		rows, err := tx.conn.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return err
+		}
+		got := 0
+		for rows.Next() {
+			var pos int64
+			var eid uuid.UUID
+			if err := rows.Scan(&pos, &eid); err != nil {
+				rows.Close()
+				return err
+			}
+			if ev := byID[eid]; ev != nil {
+				ev.position = pos
+				got++
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if got != len(chunk) {
+			return fmt.Errorf("insert returned %d positions for %d events", got, len(chunk))
+		}
+	}
+	names := make([]string, 0, len(plan.versions))
+	for name := range plan.versions {
+		names = append(names, name)
+	}
+	for start := 0; start < len(names); start += sqliteMaxRows {
+		chunk := names[start:min(start+sqliteMaxRows, len(names))]
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + t.streams + " (stream_id, version) VALUES ")
+		placeholders(&b, len(chunk), 2)
+		b.WriteString(" ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version")
+		args := make([]any, 0, 2*len(chunk))
+		for _, name := range chunk {
+			args = append(args, name, plan.versions[name])
+		}
+		if _, err := tx.conn.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+	}
+	if err := tx.commit(ctx); err != nil {
+		return err
+	}
+	finishAccepted(plan)
+	return nil
+}
+
+func (sqliteDialect) deleteStream(ctx context.Context, s *Store, streamID string, check func(streamState) error) error {
+	t := s.q.t
+	tx, err := beginSQLite(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	defer tx.rollback()
+	var st streamState
+	err = tx.conn.QueryRowContext(ctx, "SELECT version, deleted FROM "+t.streams+" WHERE stream_id = ?", streamID).
+		Scan(&st.version, &st.deleted)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	default:
+		st.exists = true
+	}
+	if err := check(st); err != nil {
+		return err
+	}
+	for _, q := range []string{
+		"UPDATE " + t.streams + " SET deleted = 1 WHERE stream_id = ?",
+		"DELETE FROM " + t.events + " WHERE stream_id = ?",
+		"DELETE FROM " + t.snapshots + " WHERE stream_id = ?",
+	} {
+		if _, err := tx.conn.ExecContext(ctx, q, streamID); err != nil {
+			return err
+		}
+	}
+	return tx.commit(ctx)
+}

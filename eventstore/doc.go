@@ -1,0 +1,43 @@
+// Package eventstore is Cairn's event store: append with optimistic
+// concurrency, reads of one event, a stream or everything in global order,
+// live subscriptions, stream deletion and snapshots — on SQLite or
+// PostgreSQL through gorm.
+//
+// # Guarantees
+//
+//   - Optimistic concurrency per stream: an append states the version it
+//     expects the stream to be at ([event.Any], [event.NoStream],
+//     [event.StreamExists], [event.Exact]); a mismatch writes nothing and
+//     returns an error matching [event.ErrVersionConflict]. Stream versions
+//     are 1, 2, 3, … without holes.
+//   - One global order: every event has a position, and a reader that has
+//     seen position P never later finds an event before P, whatever the
+//     number of writers and processes. Positions are not contiguous
+//     (failed appends leave holes); never compute with them.
+//   - Idempotent appends: events carry unique IDs; appending events whose
+//     IDs are stored already at the same place is a no-op success.
+//   - Atomic, durable appends: all events of an append are stored or none
+//     is, and an acknowledged append survives a crash of the process.
+//
+// # How appends are written
+//
+// Concurrent Append calls on one Store are grouped into one database
+// transaction (group commit): the first caller to find the writer idle
+// commits at once; callers that arrive meanwhile queue up and the next
+// transaction takes them all, checking each append's expected version in
+// turn. A failing check fails only its own append. On PostgreSQL the
+// positions are allocated under a transaction-level advisory lock taken
+// right before the insert, so transactions commit in position order across
+// processes; on SQLite the database's single writer lock does the same.
+//
+// # Databases
+//
+// [New] takes a *gorm.DB. Open SQLite with package
+// github.com/cairnhq/cairn/eventstore/sqlitedb (which sets the pragmas the
+// store relies on: WAL, busy timeout, immediate transactions, synchronous
+// FULL by default) and PostgreSQL with [OpenPostgres]. On PostgreSQL the
+// store needs the pgx driver (gorm.io/driver/postgres uses it) and wakes
+// subscribers with LISTEN/NOTIFY on a dedicated connection; on SQLite, an
+// append wakes the subscribers of the same Store at once. Both poll as a
+// fallback, so writes from other processes are always seen.
+package eventstore

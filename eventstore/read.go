@@ -1,0 +1,431 @@
+package eventstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cairnhq/cairn/event"
+)
+
+var errBadConn = driver.ErrBadConn
+
+// Migrate creates the store's tables and indexes if they do not exist. It
+// is safe to run again, and from several processes at once: the DDL runs in
+// one transaction under a lock (an advisory lock on PostgreSQL, the write
+// lock on SQLite).
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.d.migrate(ctx, s, s.d.schema(s.q.t)); err != nil {
+		return fmt.Errorf("eventstore: migrate: %w", err)
+	}
+	return nil
+}
+
+// ReadEvent returns the event at version of the stream. It fails with
+// [event.ErrEventNotFound] when there is none, and with
+// [event.ErrStreamDeleted] when the stream was deleted.
+func (s *Store) ReadEvent(ctx context.Context, streamID string, version int64) (event.Event, error) {
+	if err := validStreamID(streamID); err != nil {
+		return event.Event{}, fmt.Errorf("eventstore: read %q version %d: %w", streamID, version, err)
+	}
+	if version < 1 {
+		return event.Event{}, fmt.Errorf("eventstore: read %q version %d: %w: versions start at 1", streamID, version, ErrInvalidArgument)
+	}
+	var found *event.Event
+	err := s.query(ctx, s.q.readEvent, []any{streamID, version}, func(e event.Event) bool {
+		found = &e
+		return true
+	})
+	if err == nil && found == nil {
+		err = s.missing(ctx, streamID, event.ErrEventNotFound)
+	}
+	if err != nil {
+		return event.Event{}, fmt.Errorf("eventstore: read %q version %d: %w", streamID, version, err)
+	}
+	return *found, nil
+}
+
+// missing explains an empty read of a stream: the stream was deleted, or
+// the read found nothing (notFound, which may be nil).
+func (s *Store) missing(ctx context.Context, streamID string, notFound error) error {
+	st, err := s.streamState(ctx, streamID)
+	if err != nil {
+		return err
+	}
+	if st.deleted {
+		return event.ErrStreamDeleted
+	}
+	return notFound
+}
+
+// ReadStream yields the stream's events in version order, starting at
+// version from (0 and 1 both mean the first), at most limit of them (0 means
+// no limit). A stream with no events yields nothing; a deleted stream yields
+// one error matching [event.ErrStreamDeleted]. The read fetches a page of
+// events per query, so memory stays constant however long the stream.
+//
+// An error ends the sequence: it is yielded with a zero Event.
+func (s *Store) ReadStream(ctx context.Context, streamID string, from int64, limit int) iter.Seq2[event.Event, error] {
+	return s.readStream(ctx, streamID, from, limit, false)
+}
+
+// ReadStreamBackward yields the stream's events in descending version
+// order, starting at version from (0 means the last), at most limit of them
+// (0 means no limit). Otherwise it behaves like [Store.ReadStream].
+func (s *Store) ReadStreamBackward(ctx context.Context, streamID string, from int64, limit int) iter.Seq2[event.Event, error] {
+	return s.readStream(ctx, streamID, from, limit, true)
+}
+
+func (s *Store) readStream(ctx context.Context, streamID string, from int64, limit int, backward bool) iter.Seq2[event.Event, error] {
+	return func(yield func(event.Event, error) bool) {
+		fail := func(err error) {
+			yield(event.Event{}, fmt.Errorf("eventstore: read stream %q: %w", streamID, err))
+		}
+		if err := validStreamID(streamID); err != nil {
+			fail(err)
+			return
+		}
+		if from < 0 || limit < 0 {
+			fail(fmt.Errorf("%w: negative from (%d) or limit (%d)", ErrInvalidArgument, from, limit))
+			return
+		}
+		next := from
+		if !backward && next < 1 {
+			next = 1
+		}
+		if backward && next == 0 {
+			next = 1<<63 - 1
+		}
+		sent := 0
+		for {
+			page := s.opts.PageSize
+			if limit > 0 && limit-sent < page {
+				page = limit - sent
+			}
+			q := s.q.readForward
+			if backward {
+				q = s.q.readBackward
+			}
+			n, stop := 0, false
+			err := s.query(ctx, q, []any{streamID, next, page}, func(e event.Event) bool {
+				n++
+				sent++
+				if backward {
+					next = e.Version - 1
+				} else {
+					next = e.Version + 1
+				}
+				if !yield(e, nil) {
+					stop = true
+					return false
+				}
+				return true
+			})
+			if stop {
+				return
+			}
+			if err == nil && sent == 0 && n == 0 {
+				err = s.missing(ctx, streamID, nil)
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+			if n < page || (limit > 0 && sent >= limit) || (backward && next < 1) {
+				return
+			}
+		}
+	}
+}
+
+// readRange reads n events of a stream from version from, as one slice.
+func (s *Store) readRange(ctx context.Context, streamID string, from int64, n int) ([]event.Event, error) {
+	out := make([]event.Event, 0, n)
+	for e, err := range s.ReadStream(ctx, streamID, from, n) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("found %d of %d events", len(out), n)
+	}
+	return out, nil
+}
+
+// ReadAll yields the events with a position after the given one, in
+// position order, at most limit of them (0 means no limit). With types, it
+// yields only events of those type names. Positions are not contiguous:
+// resume a read with the position of the last event seen.
+//
+// The read fetches a page of events per query, so memory stays constant
+// however large the store. An error ends the sequence: it is yielded with a
+// zero Event.
+func (s *Store) ReadAll(ctx context.Context, after int64, limit int, types ...string) iter.Seq2[event.Event, error] {
+	return func(yield func(event.Event, error) bool) {
+		s.readAll(ctx, after, limit, types, func(e event.Event) bool { return yield(e, nil) }, func(err error) {
+			yield(event.Event{}, fmt.Errorf("eventstore: read all after %d: %w", after, err))
+		})
+	}
+}
+
+// readAll pages through the events after a position. It returns the
+// position of the last event passed to yield, and whether the read
+// reached the end of what is stored (and was not stopped or failed).
+func (s *Store) readAll(ctx context.Context, after int64, limit int, types []string, yield func(event.Event) bool, fail func(error)) (last int64, end bool) {
+	last = after
+	if after < 0 || limit < 0 {
+		fail(fmt.Errorf("%w: negative position (%d) or limit (%d)", ErrInvalidArgument, after, limit))
+		return last, false
+	}
+	for _, t := range types {
+		if err := validText("type name", t); err != nil {
+			fail(err)
+			return last, false
+		}
+	}
+	query := s.q.readAll
+	if len(types) > 0 {
+		query = s.q.readAllTypedSQL(s.d, len(types))
+	}
+	sent := 0
+	for {
+		page := s.opts.PageSize
+		if limit > 0 && limit-sent < page {
+			page = limit - sent
+		}
+		args := make([]any, 0, len(types)+2)
+		args = append(args, last)
+		for _, t := range types {
+			args = append(args, t)
+		}
+		args = append(args, page)
+		n, stop := 0, false
+		err := s.query(ctx, query, args, func(e event.Event) bool {
+			n++
+			sent++
+			last = e.Position
+			if !yield(e) {
+				stop = true
+				return false
+			}
+			return true
+		})
+		if stop {
+			return last, false
+		}
+		if err != nil {
+			fail(err)
+			return last, false
+		}
+		if limit > 0 && sent >= limit {
+			return last, n < page
+		}
+		if n < page {
+			return last, true
+		}
+	}
+}
+
+// query runs a read and passes each decoded event to fn until fn returns
+// false. It reads and decodes a whole page before the first call to fn, so
+// that no connection is held while the caller's code runs.
+func (s *Store) query(ctx context.Context, q string, args []any, fn func(event.Event) bool) error {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var page []event.Event
+	for rows.Next() {
+		e, err := s.scanEvent(rows)
+		if err != nil {
+			return err
+		}
+		page = append(page, e)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	for _, e := range page {
+		if !fn(e) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// scanEvent reads one row of eventColumns and decodes its data.
+func (s *Store) scanEvent(rows *sql.Rows) (event.Event, error) {
+	var (
+		e        event.Event
+		schema   int
+		data     sql.RawBytes
+		meta     sql.RawBytes
+		recorded timeValue
+	)
+	if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.Version, &e.Type, &schema, &data, &meta,
+		&e.CausationID, &e.CorrelationID, &recorded); err != nil {
+		return event.Event{}, err
+	}
+	e.RecordedAt = recorded.t
+	if len(meta) > 0 {
+		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+			return event.Event{}, &event.DecodeError{Type: e.Type, SchemaVersion: schema, Position: e.Position,
+				StreamID: e.StreamID, Version: e.Version, Err: fmt.Errorf("metadata: %w", err)}
+		}
+	}
+	v, err := s.reg.Decode(e.Type, schema, data)
+	if err != nil {
+		var de *event.DecodeError
+		if errors.As(err, &de) {
+			de.Position, de.StreamID, de.Version = e.Position, e.StreamID, e.Version
+			return event.Event{}, de
+		}
+		return event.Event{}, err
+	}
+	e.Data = v
+	return e, nil
+}
+
+// timeValue scans a recorded_at column: a timestamptz on PostgreSQL, Unix
+// microseconds on SQLite.
+type timeValue struct{ t time.Time }
+
+func (tv *timeValue) Scan(src any) error {
+	switch v := src.(type) {
+	case time.Time:
+		tv.t = v.UTC()
+	case int64:
+		tv.t = time.UnixMicro(v).UTC()
+	default:
+		return fmt.Errorf("recorded_at: unexpected %T", src)
+	}
+	return nil
+}
+
+func (s *Store) streamState(ctx context.Context, streamID string) (streamState, error) {
+	var st streamState
+	err := s.db.QueryRowContext(ctx, s.q.streamState, streamID).Scan(&st.version, &st.deleted)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return streamState{}, nil
+	case err != nil:
+		return streamState{}, err
+	}
+	st.exists = true
+	return st, nil
+}
+
+// StreamVersion returns the stream's current version: the version of its
+// last event, 0 when it has none. A deleted stream is an error matching
+// [event.ErrStreamDeleted].
+func (s *Store) StreamVersion(ctx context.Context, streamID string) (int64, error) {
+	if err := validStreamID(streamID); err != nil {
+		return 0, fmt.Errorf("eventstore: stream version of %q: %w", streamID, err)
+	}
+	st, err := s.streamState(ctx, streamID)
+	if err == nil && st.deleted {
+		err = event.ErrStreamDeleted
+	}
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: stream version of %q: %w", streamID, err)
+	}
+	return st.version, nil
+}
+
+// Head returns the position of the last stored event, 0 when the store is
+// empty. After the newest stream is deleted, the head moves back to the
+// newest remaining event; positions are never reused.
+func (s *Store) Head(ctx context.Context) (int64, error) {
+	var head int64
+	if err := s.db.QueryRowContext(ctx, s.q.head).Scan(&head); err != nil {
+		return 0, fmt.Errorf("eventstore: head: %w", err)
+	}
+	return head, nil
+}
+
+// DeleteStream removes every event of the stream and its snapshot, if the
+// stream's version satisfies expected: the right-to-be-forgotten case.
+// Afterwards the stream cannot be appended to and reads of it fail, both
+// with errors matching [event.ErrStreamDeleted]. Deleting a stream that does
+// not exist fails with [event.ErrStreamNotFound]. Positions of the deleted
+// events are never reused.
+func (s *Store) DeleteStream(ctx context.Context, streamID string, expected event.ExpectedVersion) error {
+	if err := validStreamID(streamID); err != nil {
+		return fmt.Errorf("eventstore: delete stream %q: %w", streamID, err)
+	}
+	if !expected.Valid() {
+		return fmt.Errorf("eventstore: delete stream %q: %w: expected version %s is negative", streamID, ErrInvalidArgument, expected)
+	}
+	err := s.d.deleteStream(ctx, s, streamID, func(st streamState) error {
+		switch {
+		case st.deleted:
+			return event.ErrStreamDeleted
+		case !st.exists:
+			return event.ErrStreamNotFound
+		case !expected.Matches(st.version):
+			return &event.VersionConflictError{StreamID: streamID, Expected: expected, Actual: st.version}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("eventstore: delete stream %q: %w", streamID, err)
+	}
+	return nil
+}
+
+// SaveSnapshot stores snap as the stream's snapshot, replacing an older
+// one; a snapshot at a lower version than the stored one is ignored.
+func (s *Store) SaveSnapshot(ctx context.Context, snap event.Snapshot) error {
+	if err := validStreamID(snap.StreamID); err != nil {
+		return fmt.Errorf("eventstore: save snapshot: %w", err)
+	}
+	if snap.Version < 1 || snap.Data == nil {
+		return fmt.Errorf("eventstore: save snapshot of %q: %w: version %d, %d bytes of data", snap.StreamID,
+			ErrInvalidArgument, snap.Version, len(snap.Data))
+	}
+	at := snap.RecordedAt
+	if at.IsZero() {
+		at = s.opts.Now()
+	}
+	at = at.UTC().Truncate(time.Microsecond)
+	var recorded any = at
+	if s.d.name() == "sqlite" {
+		recorded = at.UnixMicro()
+	}
+	if _, err := s.db.ExecContext(ctx, s.q.saveSnapshot, snap.StreamID, snap.Version, snap.SchemaVersion, snap.Data, recorded); err != nil {
+		return fmt.Errorf("eventstore: save snapshot of %q: %w", snap.StreamID, err)
+	}
+	return nil
+}
+
+// LoadSnapshot returns the stream's latest snapshot, and false when it has
+// none.
+func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (event.Snapshot, bool, error) {
+	if err := validStreamID(streamID); err != nil {
+		return event.Snapshot{}, false, fmt.Errorf("eventstore: load snapshot: %w", err)
+	}
+	var snap event.Snapshot
+	var recorded timeValue
+	err := s.db.QueryRowContext(ctx, s.q.loadSnapshot, streamID).
+		Scan(&snap.StreamID, &snap.Version, &snap.SchemaVersion, &snap.Data, &recorded)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return event.Snapshot{}, false, nil
+	case err != nil:
+		return event.Snapshot{}, false, fmt.Errorf("eventstore: load snapshot of %q: %w", streamID, err)
+	}
+	snap.RecordedAt = recorded.t
+	return snap, true, nil
+}
+
+var _ uuid.UUID // event IDs scan through uuid.UUID's sql.Scanner

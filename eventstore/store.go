@@ -1,0 +1,200 @@
+package eventstore
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/cairnhq/cairn/event"
+)
+
+// ErrInvalidArgument reports bad input to a store call: an empty or
+// over-long stream ID, no events, nil data, a negative version and the like.
+// Nothing was written.
+var ErrInvalidArgument = errors.New("eventstore: invalid argument")
+
+// MaxStreamIDLength is the longest stream ID, in bytes.
+const MaxStreamIDLength = 255
+
+// Options configures a [Store]. The zero value works; [Options.Validate]
+// reports values that cannot.
+type Options struct {
+	// TablePrefix is put before every table name; empty means "cairn_".
+	// It must be letters, digits and underscores.
+	TablePrefix string
+	// Logger receives the store's background messages (a lost LISTEN
+	// connection and the like); nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock that stamps RecordedAt; nil means time.Now.
+	Now func() time.Time
+	// NewID makes event IDs when an append does not give them; nil means
+	// uuid.New (random, version 4).
+	NewID func() uuid.UUID
+	// PollInterval is how often a live subscription looks for events
+	// whose wake-up it may have missed (writes from other processes on
+	// SQLite, a lost LISTEN connection on PostgreSQL); zero means 500ms.
+	PollInterval time.Duration
+	// PageSize is how many events a read fetches per query; zero means
+	// 1000. Reads hold at most one page in memory.
+	PageSize int
+	// MaxBatchEvents caps the events of one group-commit transaction; zero
+	// means 10,000. A single larger append still goes in one transaction.
+	MaxBatchEvents int
+	// WriteTimeout bounds one group-commit transaction, and on PostgreSQL
+	// sets its lock_timeout, statement_timeout and
+	// idle_in_transaction_session_timeout; zero means 30 seconds.
+	WriteTimeout time.Duration
+}
+
+var prefixPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)
+
+// Validate reports options that cannot work.
+func (o Options) Validate() error {
+	var errs []error
+	if o.TablePrefix != "" && !prefixPattern.MatchString(o.TablePrefix) {
+		errs = append(errs, fmt.Errorf("table prefix %q: want letters, digits and underscores, at most 41", o.TablePrefix))
+	}
+	if o.PollInterval < 0 {
+		errs = append(errs, fmt.Errorf("poll interval %v is negative", o.PollInterval))
+	}
+	if o.PageSize < 0 {
+		errs = append(errs, fmt.Errorf("page size %d is negative", o.PageSize))
+	}
+	if o.MaxBatchEvents < 0 {
+		errs = append(errs, fmt.Errorf("max batch events %d is negative", o.MaxBatchEvents))
+	}
+	if o.WriteTimeout < 0 {
+		errs = append(errs, fmt.Errorf("write timeout %v is negative", o.WriteTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.TablePrefix == "" {
+		o.TablePrefix = "cairn_"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NewID == nil {
+		o.NewID = uuid.New
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 500 * time.Millisecond
+	}
+	if o.PageSize == 0 {
+		o.PageSize = 1000
+	}
+	if o.MaxBatchEvents == 0 {
+		o.MaxBatchEvents = 10_000
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	return o
+}
+
+// Store is an event store on a SQL database. It is safe for concurrent use
+// by many goroutines; several Stores (in one process or many) may share a
+// database and keep every guarantee of the package.
+type Store struct {
+	gdb     *gorm.DB
+	db      *sql.DB
+	reg     *event.Registry
+	opts    Options
+	d       dialect
+	q       queries
+	w       writer
+	wake    signal
+	pg      *pgListener // nil on SQLite
+	pgNames pgNames
+}
+
+// New returns a store over db that encodes and decodes event data with reg.
+// It does not touch the database: call [Store.Migrate] to create the
+// tables. db must be a SQLite or PostgreSQL connection.
+func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
+	if db == nil {
+		return nil, fmt.Errorf("eventstore: new: %w: nil *gorm.DB", ErrInvalidArgument)
+	}
+	if reg == nil {
+		return nil, fmt.Errorf("eventstore: new: %w: nil *event.Registry", ErrInvalidArgument)
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("eventstore: new: %w", err)
+	}
+	opts = opts.withDefaults()
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: new: %w", err)
+	}
+	s := &Store{gdb: db, db: sqlDB, reg: reg, opts: opts}
+	switch name := db.Dialector.Name(); name {
+	case "sqlite":
+		s.d = sqliteDialect{}
+	case "postgres":
+		s.d = postgresDialect{}
+		s.pg = newPGListener(s, db)
+	default:
+		return nil, fmt.Errorf("eventstore: new: %w: dialect %q, want sqlite or postgres", ErrInvalidArgument, name)
+	}
+	s.q = newQueries(s.d, opts.TablePrefix)
+	s.w.store = s
+	return s, nil
+}
+
+// Registry returns the registry the store encodes and decodes with.
+func (s *Store) Registry() *event.Registry { return s.reg }
+
+// DB returns the gorm handle the store works on.
+func (s *Store) DB() *gorm.DB { return s.gdb }
+
+// TablePrefix returns the prefix of the store's table names.
+func (s *Store) TablePrefix() string { return s.opts.TablePrefix }
+
+// validStreamID checks a stream ID: non-empty, at most MaxStreamIDLength
+// bytes, valid UTF-8 without NUL (PostgreSQL text cannot hold NUL, and both
+// databases must accept the same IDs).
+func validStreamID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty stream ID", ErrInvalidArgument)
+	case len(id) > MaxStreamIDLength:
+		return fmt.Errorf("%w: stream ID of %d bytes, longer than %d", ErrInvalidArgument, len(id), MaxStreamIDLength)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: stream ID %q is not valid UTF-8", ErrInvalidArgument, id)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] == 0 {
+			return fmt.Errorf("%w: stream ID %q contains NUL", ErrInvalidArgument, id)
+		}
+	}
+	return nil
+}
+
+// validText checks a causation or correlation ID or a type name the same
+// way, without the length limit.
+func validText(what, v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalidArgument, what, v)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] == 0 {
+			return fmt.Errorf("%w: %s %q contains NUL", ErrInvalidArgument, what, v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,484 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cairnhq/cairn/event"
+)
+
+// Append stores events at the end of the stream if the stream's version
+// satisfies expected, and returns them as recorded, with their positions.
+//
+// All events of one call are stored or none is. A version mismatch returns
+// an error matching [event.ErrVersionConflict] (with a
+// [*event.VersionConflictError] in its chain); an append to a deleted stream
+// one matching [event.ErrStreamDeleted]. When the append gives event IDs
+// ([event.WithIDs]) and all of them are stored already at the place the
+// append would put them, Append writes nothing and returns the stored
+// events; an ID stored anywhere else is an error matching
+// [event.ErrDuplicateEventID].
+//
+// The Data of the returned events is the appended value (dereferenced when
+// a pointer was given). Append returns once the events are durably
+// committed; if ctx ends first while the append is still queued, it returns
+// ctx's error and writes nothing.
+func (s *Store) Append(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts ...event.AppendOption) ([]event.Event, error) {
+	req, err := s.newRequest(ctx, streamID, expected, events, opts)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: append to %q: %w", streamID, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: append to %q: %w", streamID, err)
+	}
+	s.w.submit(req)
+	if req.err != nil {
+		return nil, fmt.Errorf("eventstore: append to %q: %w", streamID, req.err)
+	}
+	if req.replay {
+		stored, err := s.readRange(ctx, streamID, req.replayFrom, len(events))
+		if err != nil {
+			return nil, fmt.Errorf("eventstore: append to %q: read stored events: %w", streamID, err)
+		}
+		return stored, nil
+	}
+	return req.result, nil
+}
+
+// pendingEvent is one event of an append, encoded and ready to insert.
+type pendingEvent struct {
+	id       uuid.UUID
+	typ      string
+	schema   int
+	data     []byte
+	value    any
+	position int64
+	version  int64
+}
+
+// request is one Append call travelling through the writer.
+type request struct {
+	ctx         context.Context
+	stream      string
+	expected    event.ExpectedVersion
+	events      []pendingEvent
+	meta        map[string]string
+	metaJSON    []byte
+	causation   string
+	correlation string
+	explicitIDs bool
+
+	// Set by the writer.
+	wake     chan struct{} // closed when done or when made leader
+	lead     []*request    // non-nil: this request leads this batch
+	finished bool
+	result   []event.Event
+	err      error
+	// replay: an idempotent no-op; the stored events start at replayFrom.
+	replay     bool
+	replayFrom int64
+	// deferred: its IDs collided with another request of the batch.
+	deferred bool
+}
+
+func (s *Store) newRequest(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts []event.AppendOption) (*request, error) {
+	if err := validStreamID(streamID); err != nil {
+		return nil, err
+	}
+	if !expected.Valid() {
+		return nil, fmt.Errorf("%w: expected version %s is negative", ErrInvalidArgument, expected)
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%w: no events", ErrInvalidArgument)
+	}
+	var o event.AppendOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if err := validText("causation ID", o.CausationID); err != nil {
+		return nil, err
+	}
+	if err := validText("correlation ID", o.CorrelationID); err != nil {
+		return nil, err
+	}
+	if o.IDs != nil && len(o.IDs) != len(events) {
+		return nil, fmt.Errorf("%w: %d event IDs for %d events", ErrInvalidArgument, len(o.IDs), len(events))
+	}
+	req := &request{
+		ctx:         ctx,
+		stream:      streamID,
+		expected:    expected,
+		events:      make([]pendingEvent, len(events)),
+		causation:   o.CausationID,
+		correlation: o.CorrelationID,
+		explicitIDs: o.IDs != nil,
+		wake:        make(chan struct{}),
+	}
+	if len(o.Metadata) > 0 {
+		req.meta = make(map[string]string, len(o.Metadata))
+		for k, v := range o.Metadata {
+			req.meta[k] = v
+		}
+		b, err := json.Marshal(req.meta)
+		if err != nil {
+			return nil, fmt.Errorf("%w: metadata: %v", ErrInvalidArgument, err)
+		}
+		req.metaJSON = b
+	}
+	var seen map[uuid.UUID]struct{}
+	if req.explicitIDs {
+		seen = make(map[uuid.UUID]struct{}, len(o.IDs))
+	}
+	for i, data := range events {
+		if data == nil {
+			return nil, fmt.Errorf("%w: event %d: nil data", ErrInvalidArgument, i)
+		}
+		if v := reflect.ValueOf(data); v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return nil, fmt.Errorf("%w: event %d: nil pointer", ErrInvalidArgument, i)
+			}
+			data = v.Elem().Interface()
+		}
+		enc, err := s.reg.Encode(data)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		id := s.opts.NewID()
+		if req.explicitIDs {
+			id = o.IDs[i]
+			if id == uuid.Nil {
+				return nil, fmt.Errorf("%w: event %d: nil event ID", ErrInvalidArgument, i)
+			}
+			if _, dup := seen[id]; dup {
+				return nil, fmt.Errorf("%w: event ID %s given twice", ErrInvalidArgument, id)
+			}
+			seen[id] = struct{}{}
+		}
+		req.events[i] = pendingEvent{id: id, typ: enc.Type, schema: enc.SchemaVersion, data: enc.Data, value: data}
+	}
+	return req, nil
+}
+
+// writer turns concurrent appends into group-commit transactions. It has
+// no goroutine of its own: the caller that finds it idle commits its own
+// append at once and, when it is done, hands everything that queued up
+// meanwhile to the first waiting caller, who commits that batch in one
+// transaction, and so on.
+type writer struct {
+	store *Store
+	mu    sync.Mutex
+	busy  bool
+	queue []*request
+}
+
+// submit runs req through the writer and returns when req is finished.
+func (w *writer) submit(req *request) {
+	w.mu.Lock()
+	if !w.busy {
+		w.busy = true
+		w.mu.Unlock()
+		w.leadLoop([]*request{req})
+		return
+	}
+	w.queue = append(w.queue, req)
+	w.mu.Unlock()
+
+	select {
+	case <-req.wake:
+	case <-req.ctx.Done():
+		w.mu.Lock()
+		for i, q := range w.queue {
+			if q == req {
+				w.queue = append(w.queue[:i], w.queue[i+1:]...)
+				w.mu.Unlock()
+				req.err = req.ctx.Err()
+				return
+			}
+		}
+		w.mu.Unlock()
+		// Already taken into a batch: its outcome decides.
+		<-req.wake
+	}
+	if req.lead != nil {
+		batch := req.lead
+		req.lead = nil
+		w.leadLoop(batch)
+	}
+}
+
+// leadLoop commits batch, whose first request is the caller's own, then
+// passes the queue on to its first waiter, or marks the writer idle. A
+// request deferred by the batch goes back to the head of the queue; if it is
+// the caller's own, the caller leads the next batch too.
+func (w *writer) leadLoop(batch []*request) {
+	own := batch[0]
+	for {
+		deferred := w.store.commitBatch(batch, own)
+		w.mu.Lock()
+		if len(deferred) > 0 {
+			w.queue = append(deferred, w.queue...)
+		}
+		if !own.finished {
+			batch = w.take()
+			w.mu.Unlock()
+			continue
+		}
+		if len(w.queue) == 0 {
+			w.busy = false
+			w.mu.Unlock()
+			return
+		}
+		next := w.take()
+		w.mu.Unlock()
+		next[0].lead = next
+		close(next[0].wake)
+		return
+	}
+}
+
+// take removes the next batch from the queue: whole requests, up to
+// MaxBatchEvents events (at least one request). w.mu must be held.
+func (w *writer) take() []*request {
+	n, events := 0, 0
+	for n < len(w.queue) {
+		k := len(w.queue[n].events)
+		if n > 0 && events+k > w.store.opts.MaxBatchEvents {
+			break
+		}
+		events += k
+		n++
+	}
+	batch := make([]*request, n)
+	copy(batch, w.queue[:n])
+	rest := copy(w.queue, w.queue[n:])
+	clear(w.queue[rest:])
+	w.queue = w.queue[:rest]
+	return batch
+}
+
+// finish records the outcome of a request and wakes its caller (unless the
+// caller is the leader running this very batch).
+func finish(req *request, leader *request) {
+	req.finished = true
+	if req != leader {
+		close(req.wake)
+	}
+}
+
+// streamState is a stream's row in the streams table.
+type streamState struct {
+	version int64
+	deleted bool
+	exists  bool
+}
+
+// storedID locates an event found by ID.
+type storedID struct {
+	stream  string
+	version int64
+}
+
+// writePlan is what a batch transaction writes: the new rows, in order,
+// and the final version of every stream they extend.
+type writePlan struct {
+	rows     []*pendingRow
+	versions map[string]int64
+	now      time.Time
+}
+
+type pendingRow struct {
+	req *request
+	ev  *pendingEvent
+}
+
+// writeInput is what a batch transaction reads before deciding.
+type writeInput struct {
+	streams []string
+	ids     []uuid.UUID
+}
+
+// errRetryBatch marks a batch failure worth one more try from the start (a
+// unique violation caused by another process's concurrent commit, a
+// deadlock, a serialization failure).
+var errRetryBatch = errors.New("eventstore: retry batch")
+
+// commitBatch writes the live requests of batch in one transaction and
+// finishes each of them. It returns the requests to try again in the next
+// batch.
+func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*request) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			finish(r, leader)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	in := writeInput{}
+	seenStream := make(map[string]struct{}, len(live))
+	for _, r := range live {
+		if _, ok := seenStream[r.stream]; !ok {
+			seenStream[r.stream] = struct{}{}
+			in.streams = append(in.streams, r.stream)
+		}
+		if r.explicitIDs {
+			for i := range r.events {
+				in.ids = append(in.ids, r.events[i].id)
+			}
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(leader.ctx), s.opts.WriteTimeout)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		for _, r := range live {
+			r.err, r.replay, r.deferred, r.result = nil, false, false, nil
+		}
+		err = s.d.write(ctx, s, in, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
+			return s.plan(live, states, found)
+		})
+		if !errors.Is(err, errRetryBatch) || attempt == 2 {
+			break
+		}
+	}
+	for _, r := range live {
+		if r.deferred {
+			r.err = nil
+			deferred = append(deferred, r)
+			continue
+		}
+		if err != nil {
+			r.err = err
+			r.result = nil
+			r.replay = false
+		}
+		finish(r, leader)
+	}
+	if err == nil {
+		s.wake.broadcast()
+	}
+	return deferred
+}
+
+// plan decides every live request of a batch against the stored state, in
+// order, and returns what to write. It sets err, replay or deferred on the
+// requests it does not accept, and the versions of the accepted events.
+func (s *Store) plan(live []*request, states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
+	p := writePlan{versions: make(map[string]int64), now: s.opts.Now().UTC().Truncate(time.Microsecond)}
+	pendingIDs := make(map[uuid.UUID]struct{})
+	for _, r := range live {
+		st := states[r.stream]
+		if v, ok := p.versions[r.stream]; ok {
+			st.version, st.exists = v, true
+		}
+		if r.explicitIDs {
+			if decided := s.checkIDs(r, st, found, pendingIDs); decided {
+				continue
+			}
+		}
+		if st.deleted {
+			r.err = event.ErrStreamDeleted
+			continue
+		}
+		if !r.expected.Matches(st.version) {
+			r.err = &event.VersionConflictError{StreamID: r.stream, Expected: r.expected, Actual: st.version}
+			continue
+		}
+		for i := range r.events {
+			ev := &r.events[i]
+			ev.version = st.version + int64(i) + 1
+			p.rows = append(p.rows, &pendingRow{req: r, ev: ev})
+			if r.explicitIDs {
+				pendingIDs[ev.id] = struct{}{}
+			}
+		}
+		p.versions[r.stream] = st.version + int64(len(r.events))
+	}
+	return p
+}
+
+// checkIDs handles an append with caller-given IDs whose IDs may be stored
+// already. It reports whether it decided the request.
+func (s *Store) checkIDs(r *request, st streamState, found map[uuid.UUID]storedID, pending map[uuid.UUID]struct{}) bool {
+	hits := 0
+	for i := range r.events {
+		id := r.events[i].id
+		if _, ok := pending[id]; ok {
+			r.deferred = true
+			return true
+		}
+		if _, ok := found[id]; ok {
+			hits++
+		}
+	}
+	if hits == 0 {
+		return false
+	}
+	first, ok := found[r.events[0].id]
+	same := hits == len(r.events) && ok && first.stream == r.stream
+	for i := 1; same && i < len(r.events); i++ {
+		at := found[r.events[i].id]
+		same = at.stream == r.stream && at.version == first.version+int64(i)
+	}
+	if same && r.expected.Matches(first.version-1) {
+		r.replay, r.replayFrom = true, first.version
+		return true
+	}
+	for i := range r.events {
+		if at, ok := found[r.events[i].id]; ok {
+			r.err = fmt.Errorf("%w: %s is stored as version %d of stream %q", event.ErrDuplicateEventID,
+				r.events[i].id, at.version, at.stream)
+			break
+		}
+	}
+	return true
+}
+
+// finishAccepted builds the results of the accepted requests once the rows
+// have their positions.
+func finishAccepted(p writePlan) {
+	for _, row := range p.rows {
+		r := row.req
+		if r.result == nil {
+			r.result = make([]event.Event, 0, len(r.events))
+		}
+		ev := row.ev
+		r.result = append(r.result, event.Event{
+			Position:      ev.position,
+			ID:            ev.id,
+			StreamID:      r.stream,
+			Version:       ev.version,
+			Type:          ev.typ,
+			Data:          ev.value,
+			Metadata:      cloneMeta(r.meta),
+			CausationID:   r.causation,
+			CorrelationID: r.correlation,
+			RecordedAt:    p.now,
+		})
+	}
+}
+
+func cloneMeta(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
