@@ -53,7 +53,9 @@ func WithCorrelationID(id string) AppendOption {
 }
 
 // WithIDs gives the events of the append these IDs, one per event in order.
+// Giving a different number of IDs than events is an error.
 func WithIDs(ids ...uuid.UUID) AppendOption {
+	ids = append(make([]uuid.UUID, 0, len(ids)), ids...) // non-nil even when empty
 	return func(o *AppendOptions) { o.IDs = ids }
 }
 

@@ -12,6 +12,10 @@ type dialect interface {
 	name() string
 	// placeholder returns the n-th (1-based) bind parameter.
 	placeholder(n int) string
+	// streamStateQuery returns a query with the stream ID as its one
+	// parameter that answers one row: the stream's version (NULL when it
+	// has none) and whether it is deleted.
+	streamStateQuery(t tables) string
 	// schema returns the DDL statements that create the store's tables.
 	schema(t tables) []string
 	// migrate runs the DDL statements under a lock that serializes
@@ -66,7 +70,7 @@ func newQueries(d dialect, prefix string) queries {
 	q.readBackward = "SELECT " + eventColumns + " FROM " + t.events + " WHERE stream_id = " + p(1) + " AND version <= " + p(2) +
 		" ORDER BY version DESC LIMIT " + p(3)
 	q.readAll = "SELECT " + eventColumns + " FROM " + t.events + " WHERE position > " + p(1) + " ORDER BY position LIMIT " + p(2)
-	q.streamState = "SELECT version, deleted FROM " + t.streams + " WHERE stream_id = " + p(1)
+	q.streamState = d.streamStateQuery(t)
 	q.head = "SELECT COALESCE(MAX(position), 0) FROM " + t.events
 	q.loadSnapshot = "SELECT stream_id, version, schema_version, data, recorded_at FROM " + t.snapshots + " WHERE stream_id = " + p(1)
 	q.saveSnapshot = "INSERT INTO " + t.snapshots + " (stream_id, version, schema_version, data, recorded_at) VALUES (" +

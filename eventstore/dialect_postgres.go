@@ -38,6 +38,11 @@ func (postgresDialect) name() string { return "postgres" }
 
 func (postgresDialect) placeholder(n int) string { return "$" + strconv.Itoa(n) }
 
+func (postgresDialect) streamStateQuery(t tables) string {
+	return "SELECT (SELECT version FROM " + t.streams + " WHERE stream_id = $1), " +
+		"COALESCE((SELECT deleted FROM " + t.streams + " WHERE stream_id = $1), false)"
+}
+
 func (postgresDialect) schema(t tables) []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + t.events + ` (

@@ -3,8 +3,8 @@ package eventstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +16,11 @@ type sqliteDialect struct{}
 func (sqliteDialect) name() string { return "sqlite" }
 
 func (sqliteDialect) placeholder(int) string { return "?" }
+
+func (sqliteDialect) streamStateQuery(t tables) string {
+	return "SELECT (SELECT MAX(version) FROM " + t.events + " WHERE stream_id = ?1), " +
+		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = ?1 AND deleted = 1)"
+}
 
 func (sqliteDialect) schema(t tables) []string {
 	return []string{
@@ -143,6 +148,9 @@ func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide 
 	}
 	defer tx.rollback()
 
+	// A stream's version is its highest stored version (an index seek on
+	// (stream_id, version)); the streams table holds only the tombstones
+	// of deleted streams. Appends then write nothing but their events.
 	states := make(map[string]streamState, len(in.streams))
 	for start := 0; start < len(in.streams); start += sqliteMaxRows {
 		chunk := in.streams[start:min(start+sqliteMaxRows, len(in.streams))]
@@ -150,19 +158,24 @@ func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide 
 		for i, id := range chunk {
 			args[i] = id
 		}
-		rows, err := tx.conn.QueryContext(ctx, "SELECT stream_id, version, deleted FROM "+t.streams+
-			" WHERE stream_id IN "+inList(len(chunk)), args...)
+		var b strings.Builder
+		b.WriteString("WITH s(id) AS (VALUES ")
+		placeholders(&b, len(chunk), 1)
+		b.WriteString(") SELECT id, (SELECT MAX(version) FROM " + t.events + " WHERE stream_id = s.id), " +
+			"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = s.id AND deleted = 1) FROM s")
+		rows, err := tx.conn.QueryContext(ctx, b.String(), args...)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var id string
+			var version sql.NullInt64
 			var st streamState
-			if err := rows.Scan(&id, &st.version, &st.deleted); err != nil {
+			if err := rows.Scan(&id, &version, &st.deleted); err != nil {
 				rows.Close()
 				return err
 			}
-			st.exists = true
+			st.version, st.exists = version.Int64, version.Valid || st.deleted
 			states[id] = st
 		}
 		if err := rows.Close(); err != nil {
@@ -241,24 +254,6 @@ func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide 
 			return fmt.Errorf("insert returned %d positions for %d events", got, len(chunk))
 		}
 	}
-	names := make([]string, 0, len(plan.versions))
-	for name := range plan.versions {
-		names = append(names, name)
-	}
-	for start := 0; start < len(names); start += sqliteMaxRows {
-		chunk := names[start:min(start+sqliteMaxRows, len(names))]
-		var b strings.Builder
-		b.WriteString("INSERT INTO " + t.streams + " (stream_id, version) VALUES ")
-		placeholders(&b, len(chunk), 2)
-		b.WriteString(" ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version")
-		args := make([]any, 0, 2*len(chunk))
-		for _, name := range chunk {
-			args = append(args, name, plan.versions[name])
-		}
-		if _, err := tx.conn.ExecContext(ctx, b.String(), args...); err != nil {
-			return err
-		}
-	}
 	if err := tx.commit(ctx); err != nil {
 		return err
 	}
@@ -274,20 +269,17 @@ func (sqliteDialect) deleteStream(ctx context.Context, s *Store, streamID string
 	}
 	defer tx.rollback()
 	var st streamState
-	err = tx.conn.QueryRowContext(ctx, "SELECT version, deleted FROM "+t.streams+" WHERE stream_id = ?", streamID).
-		Scan(&st.version, &st.deleted)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
+	var version sql.NullInt64
+	err = tx.conn.QueryRowContext(ctx, s.q.streamState, streamID).Scan(&version, &st.deleted)
+	if err != nil {
 		return err
-	default:
-		st.exists = true
 	}
+	st.version, st.exists = version.Int64, version.Valid || st.deleted
 	if err := check(st); err != nil {
 		return err
 	}
 	for _, q := range []string{
-		"UPDATE " + t.streams + " SET deleted = 1 WHERE stream_id = ?",
+		"INSERT INTO " + t.streams + " (stream_id, version, deleted) VALUES (?1, " + strconv.FormatInt(st.version, 10) + ", 1)",
 		"DELETE FROM " + t.events + " WHERE stream_id = ?",
 		"DELETE FROM " + t.snapshots + " WHERE stream_id = ?",
 	} {

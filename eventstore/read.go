@@ -236,31 +236,33 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int, types []str
 
 // query runs a read and passes each decoded event to fn until fn returns
 // false. It reads and decodes a whole page before the first call to fn, so
-// that no connection is held while the caller's code runs.
+// that no connection is held while the caller's code runs. Events before
+// one that fails to decode are passed on before the error is returned.
 func (s *Store) query(ctx context.Context, q string, args []any, fn func(event.Event) bool) error {
+	page, err := s.readPage(ctx, q, args)
+	for _, e := range page {
+		if !fn(e) {
+			return nil
+		}
+	}
+	return err
+}
+
+func (s *Store) readPage(ctx context.Context, q string, args []any) ([]event.Event, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rows.Close()
 	var page []event.Event
 	for rows.Next() {
 		e, err := s.scanEvent(rows)
 		if err != nil {
-			return err
+			return page, err
 		}
 		page = append(page, e)
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows.Close()
-	for _, e := range page {
-		if !fn(e) {
-			return nil
-		}
-	}
-	return nil
+	return page, rows.Err()
 }
 
 // scanEvent reads one row of eventColumns and decodes its data.
@@ -314,14 +316,11 @@ func (tv *timeValue) Scan(src any) error {
 
 func (s *Store) streamState(ctx context.Context, streamID string) (streamState, error) {
 	var st streamState
-	err := s.db.QueryRowContext(ctx, s.q.streamState, streamID).Scan(&st.version, &st.deleted)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return streamState{}, nil
-	case err != nil:
+	var version sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, s.q.streamState, streamID).Scan(&version, &st.deleted); err != nil {
 		return streamState{}, err
 	}
-	st.exists = true
+	st.version, st.exists = version.Int64, version.Valid || st.deleted
 	return st, nil
 }
 

@@ -68,6 +68,7 @@ func Open(path string, opts Options) (*gorm.DB, error) {
 	q.Set("_synchronous", string(sync))
 	q.Set("_txlock", "immediate")
 	q.Set("_foreign_keys", "on")
+	q.Set("_stmt_cache_size", "64")
 	if !memory {
 		q.Set("_journal_mode", "WAL")
 	}
