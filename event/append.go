@@ -87,3 +87,13 @@ type Snapshot struct {
 	Data       []byte
 	RecordedAt time.Time
 }
+
+// Batch is a run of events read in position order, with the position the
+// read covered: Through is at least the position of the last event, and
+// more when the read also passed events it was not asked for (of other
+// types) or holes. A reader that has handled the batch can resume after
+// Through.
+type Batch struct {
+	Events  []Event
+	Through int64
+}

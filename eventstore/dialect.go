@@ -93,3 +93,21 @@ func (q *queries) readAllTypedSQL(d dialect, ntypes int) string {
 	}
 	return s + ") ORDER BY position LIMIT " + p(ntypes+2)
 }
+
+// readBatchSQL returns the query of ReadBatch with ntypes type names:
+// parameters are after, head, the types, then the limit.
+func (q *queries) readBatchSQL(d dialect, ntypes int) string {
+	p := d.placeholder
+	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + " AND position <= " + p(2)
+	if ntypes > 0 {
+		s += " AND type IN ("
+		for i := 0; i < ntypes; i++ {
+			if i > 0 {
+				s += ", "
+			}
+			s += p(i + 3)
+		}
+		s += ")"
+	}
+	return s + " ORDER BY position LIMIT " + p(ntypes+3)
+}

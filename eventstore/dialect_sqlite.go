@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/cairnhq/cairn/event"
 )
 
 type sqliteDialect struct{}
@@ -288,4 +290,59 @@ func (sqliteDialect) deleteStream(ctx context.Context, s *Store, streamID string
 		}
 	}
 	return tx.commit(ctx)
+}
+
+// writeSingle appends one event with a known expected version in one
+// statement: the insert carries the version check, so the transaction is
+// BEGIN, INSERT, COMMIT — what a plain single-row insert costs. Only when
+// the check fails does it read the stream's state, to explain why.
+func (sqliteDialect) writeSingle(ctx context.Context, s *Store, r *request) error {
+	t := s.q.t
+	current, _ := r.expected.Exact() // 0 for NoStream
+	ev := &r.events[0]
+	ev.version = current + 1
+	now := s.opts.Now().UTC().Truncate(time.Microsecond)
+	tx, err := beginSQLite(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	defer tx.rollback()
+	var meta any
+	if r.metaJSON != nil {
+		meta = r.metaJSON
+	}
+	res, err := tx.conn.ExecContext(ctx, "INSERT INTO "+t.events+
+		" (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)"+
+		" SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10"+
+		" WHERE COALESCE((SELECT MAX(version) FROM "+t.events+" WHERE stream_id = ?2), 0) = ?11"+
+		" AND NOT EXISTS (SELECT 1 FROM "+t.streams+" WHERE stream_id = ?2 AND deleted = 1)",
+		ev.id[:], r.stream, ev.version, ev.typ, ev.schema, ev.data, meta, r.causation, r.correlation, now.UnixMicro(), current)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		var st streamState
+		var version sql.NullInt64
+		if err := tx.conn.QueryRowContext(ctx, s.q.streamState, r.stream).Scan(&version, &st.deleted); err != nil {
+			return err
+		}
+		if st.deleted {
+			r.err = event.ErrStreamDeleted
+		} else {
+			r.err = &event.VersionConflictError{StreamID: r.stream, Expected: r.expected, Actual: version.Int64}
+		}
+		return tx.commit(ctx)
+	}
+	if ev.position, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	if err := tx.commit(ctx); err != nil {
+		return err
+	}
+	finishAccepted(writePlan{rows: []*pendingRow{{req: r, ev: ev}}, now: now})
+	return nil
 }

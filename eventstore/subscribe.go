@@ -29,6 +29,40 @@ import (
 // positions are contiguous.
 func (s *Store) Subscribe(ctx context.Context, after int64, types ...string) iter.Seq2[event.Event, error] {
 	return func(yield func(event.Event, error) bool) {
+		for b, err := range s.SubscribeBatches(ctx, after, s.opts.PageSize, types...) {
+			if err != nil {
+				yield(event.Event{}, err)
+				return
+			}
+			for _, e := range b.Events {
+				if !yield(e, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// SubscribeBatches is [Store.Subscribe] a batch at a time, for readers
+// that commit work per batch (event stream processors): each batch holds up
+// to limit events, and its Through position says how far the read went. A
+// batch may hold no events when the read only passed events of other types
+// (so a filtered reader's position still advances); a read that finds
+// nothing new yields nothing.
+func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, types ...string) iter.Seq2[event.Batch, error] {
+	return func(yield func(event.Batch, error) bool) {
+		fail := func(err error) {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			} else {
+				err = fmt.Errorf("eventstore: subscribe after %d: %w", after, err)
+			}
+			yield(event.Batch{}, err)
+		}
+		if limit < 1 {
+			fail(fmt.Errorf("%w: batch limit %d, want 1 or more", ErrInvalidArgument, limit))
+			return
+		}
 		var pgWake func() <-chan struct{}
 		if s.pg != nil {
 			release := s.pg.acquire()
@@ -46,30 +80,30 @@ func (s *Store) Subscribe(ctx context.Context, after int64, types ...string) ite
 			if pgWake != nil {
 				remote = pgWake()
 			}
-			stopped, failed := false, false
-			last, _ = s.readAll(ctx, last, 0, types,
-				func(e event.Event) bool {
-					if !yield(e, nil) {
-						stopped = true
-						return false
+			for {
+				b, err := s.ReadBatch(ctx, last, limit, types...)
+				if err != nil {
+					// Deliver the events before a bad one, then the error.
+					if len(b.Events) > 0 && !yield(event.Batch{Events: b.Events, Through: b.Through}, nil) {
+						return
 					}
-					return true
-				},
-				func(err error) {
-					failed = true
-					if ctx.Err() != nil {
-						err = ctx.Err()
-					} else {
-						err = fmt.Errorf("eventstore: subscribe after %d: %w", last, err)
-					}
-					yield(event.Event{}, err)
-				})
-			if stopped || failed {
-				return
+					fail(err)
+					return
+				}
+				if b.Through == last && len(b.Events) == 0 {
+					break
+				}
+				last = b.Through
+				if !yield(b, nil) {
+					return
+				}
+				if len(b.Events) < limit {
+					break
+				}
 			}
 			select {
 			case <-ctx.Done():
-				yield(event.Event{}, ctx.Err())
+				yield(event.Batch{}, ctx.Err())
 				return
 			case <-local:
 			case <-remote:
@@ -77,6 +111,54 @@ func (s *Store) Subscribe(ctx context.Context, after int64, types ...string) ite
 			}
 		}
 	}
+}
+
+// ReadBatch reads up to limit events with a position after the given one,
+// in position order, optionally only those of the given types, and reports
+// in Through how far the read went: when it found fewer than limit events,
+// it covered everything stored up to the head it saw, so Through is that
+// head even if the last events of it were of other types. Through never
+// goes below after.
+//
+// This relies on the store's commit order: once a position is visible,
+// every lower position is committed or never will be.
+func (s *Store) ReadBatch(ctx context.Context, after int64, limit int, types ...string) (event.Batch, error) {
+	if after < 0 || limit < 1 {
+		return event.Batch{}, fmt.Errorf("eventstore: read batch after %d: %w: limit %d, want 1 or more", after, ErrInvalidArgument, limit)
+	}
+	for _, t := range types {
+		if err := validText("type name", t); err != nil {
+			return event.Batch{}, fmt.Errorf("eventstore: read batch after %d: %w", after, err)
+		}
+	}
+	head, err := s.Head(ctx)
+	if err != nil {
+		return event.Batch{}, fmt.Errorf("eventstore: read batch after %d: %w", after, err)
+	}
+	b := event.Batch{Through: after}
+	if head <= after {
+		return b, nil
+	}
+	args := make([]any, 0, len(types)+3)
+	args = append(args, after, head)
+	for _, t := range types {
+		args = append(args, t)
+	}
+	args = append(args, limit)
+	page, err := s.readPage(ctx, s.q.readBatchSQL(s.d, len(types)), args)
+	if len(page) > 0 {
+		b.Events = page
+		b.Through = page[len(page)-1].Position
+	}
+	if err != nil {
+		// The events before the failing one are valid; the caller sees
+		// them with the error, as from the other reads.
+		return b, fmt.Errorf("eventstore: read batch after %d: %w", b.Through, err)
+	}
+	if len(page) < limit {
+		b.Through = head
+	}
+	return b, nil
 }
 
 // signal wakes every waiter at once: wait returns a channel that the next

@@ -348,9 +348,13 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 		for _, r := range live {
 			r.err, r.replay, r.deferred, r.result = nil, false, false, nil
 		}
-		err = s.d.write(ctx, s, in, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
-			return s.plan(live, states, found)
-		})
+		if one, ok := s.d.(singleWriter); ok && len(live) == 1 && singleCandidate(live[0]) {
+			err = one.writeSingle(ctx, s, live[0])
+		} else {
+			err = s.d.write(ctx, s, in, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
+				return s.plan(live, states, found)
+			})
+		}
 		if !errors.Is(err, errRetryBatch) || attempt == 2 {
 			break
 		}
@@ -372,6 +376,20 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 		s.wake.broadcast()
 	}
 	return deferred
+}
+
+// singleWriter is implemented by a dialect with a shorter transaction for
+// the commonest append of all: one event with an exact expected version
+// (or no stream) and a generated ID, alone in its batch.
+type singleWriter interface {
+	// writeSingle writes the request's one event if the stream is at the
+	// expected version, and sets the request's result or error.
+	writeSingle(ctx context.Context, s *Store, r *request) error
+}
+
+func singleCandidate(r *request) bool {
+	_, exact := r.expected.Exact()
+	return len(r.events) == 1 && !r.explicitIDs && (exact || r.expected.IsNoStream())
 }
 
 // plan decides every live request of a batch against the stored state, in
