@@ -1,0 +1,186 @@
+package command_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/cairnhq/cairn/command"
+)
+
+type Ping struct{ N int }
+
+type Unrouted struct{}
+
+func TestDispatch(t *testing.T) {
+	d := command.NewDispatcher()
+	var got []Ping
+	if err := command.Handle(d, func(ctx context.Context, c Ping) error {
+		got = append(got, c)
+		if c.N < 0 {
+			return errNegative
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := d.Dispatch(ctx, Ping{N: 1}); err != nil {
+		t.Errorf("Dispatch(Ping) = %v", err)
+	}
+	if err := d.Dispatch(ctx, &Ping{N: 2}); err != nil {
+		t.Errorf("Dispatch(*Ping) = %v", err)
+	}
+	if err := d.Dispatch(ctx, Ping{N: -1}); !errors.Is(err, errNegative) {
+		t.Errorf("Dispatch(Ping{-1}) = %v, want the handler's error", err)
+	}
+	if len(got) != 3 || got[0].N != 1 || got[1].N != 2 {
+		t.Errorf("handled %v, want Ping 1, 2, -1", got)
+	}
+
+	err := d.Dispatch(ctx, Unrouted{})
+	if !errors.Is(err, command.ErrNoHandler) || !strings.Contains(err.Error(), "command_test.Unrouted") {
+		t.Errorf("Dispatch(Unrouted) = %v, want ErrNoHandler naming the type", err)
+	}
+	if err := d.Dispatch(ctx, nil); !errors.Is(err, command.ErrNoHandler) {
+		t.Errorf("Dispatch(nil) = %v, want ErrNoHandler", err)
+	}
+	if err := d.Dispatch(ctx, (*Ping)(nil)); err == nil {
+		t.Error("Dispatch((*Ping)(nil)) = nil error")
+	}
+
+	if err := command.Handle(d, func(context.Context, Ping) error { return nil }); err == nil {
+		t.Error("second Handle[Ping] = nil error, want a duplicate registration error")
+	}
+	if err := command.Handle[Unrouted](d, nil); err == nil {
+		t.Error("Handle with a nil function = nil error")
+	}
+	if err := command.Handle(d, func(context.Context, any) error { return nil }); err == nil {
+		t.Error("Handle[any] = nil error")
+	}
+}
+
+func TestMiddlewareOrder(t *testing.T) {
+	d := command.NewDispatcher()
+	var trace []string
+	mw := func(name string) command.Middleware {
+		return func(next command.Handler) command.Handler {
+			return command.HandlerFunc(func(ctx context.Context, cmd any) error {
+				trace = append(trace, name+">")
+				err := next.Handle(ctx, cmd)
+				trace = append(trace, "<"+name)
+				return err
+			})
+		}
+	}
+	d.Use(mw("a"), mw("b"))
+	command.Handle(d, func(context.Context, Ping) error { trace = append(trace, "handler"); return nil })
+	d.Use(mw("c")) // added after the handler: still wraps it
+	if err := d.Dispatch(t.Context(), Ping{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(trace, " "), "a> b> c> handler <c <b <a"; got != want {
+		t.Errorf("trace %q, want %q", got, want)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	d := command.NewDispatcher()
+	d.Use(command.Validation())
+	handled := 0
+	command.Handle(d, func(context.Context, Increment) error { handled++; return nil })
+	command.Handle(d, func(context.Context, Ping) error { handled++; return nil })
+
+	err := d.Dispatch(t.Context(), Increment{})
+	if !errors.Is(err, command.ErrInvalid) {
+		t.Fatalf("Dispatch(invalid) = %v, want ErrInvalid", err)
+	}
+	for _, s := range []string{"command_test.Increment", "ID is empty", "By is zero"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+	if err := d.Dispatch(t.Context(), &Increment{}); !errors.Is(err, command.ErrInvalid) {
+		t.Errorf("Dispatch(&invalid) = %v, want ErrInvalid", err)
+	}
+	if handled != 0 {
+		t.Errorf("an invalid command was handled")
+	}
+	if err := d.Dispatch(t.Context(), Increment{ID: "1", By: 1}); err != nil {
+		t.Errorf("Dispatch(valid) = %v", err)
+	}
+	if err := d.Dispatch(t.Context(), Ping{}); err != nil { // no Validate method
+		t.Errorf("Dispatch(Ping) = %v", err)
+	}
+	if handled != 2 {
+		t.Errorf("handled %d commands, want 2", handled)
+	}
+}
+
+func TestCorrelationMiddleware(t *testing.T) {
+	d := command.NewDispatcher()
+	n := 0
+	d.Use(command.Correlation(func() string { n++; return "cmd-" + string(rune('0'+n)) }))
+	type ids struct{ id, corr string }
+	var seen []ids
+	command.Handle(d, func(ctx context.Context, c Ping) error {
+		id, _ := command.IDFromContext(ctx)
+		corr, _ := command.CorrelationIDFromContext(ctx)
+		seen = append(seen, ids{id, corr})
+		if c.N > 0 { // a command dispatching another: same conversation
+			return d.Dispatch(ctx, Ping{N: c.N - 1})
+		}
+		return nil
+	})
+	ctx := t.Context()
+	if err := d.Dispatch(ctx, Ping{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Dispatch(command.WithCorrelationID(ctx, "request-9"), Ping{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []ids{{"cmd-1", "cmd-1"}, {"cmd-2", "cmd-1"}, {"cmd-3", "request-9"}}
+	if len(seen) != len(want) {
+		t.Fatalf("seen %v, want %v", seen, want)
+	}
+	for i := range want {
+		if seen[i] != want[i] {
+			t.Errorf("command %d: id, correlation = %v, want %v", i, seen[i], want[i])
+		}
+	}
+	if _, ok := command.IDFromContext(ctx); ok {
+		t.Error("IDFromContext(plain ctx) ok")
+	}
+	if opts := command.AppendOptions(ctx); opts != nil {
+		t.Errorf("AppendOptions(plain ctx) = %d options, want none", len(opts))
+	}
+}
+
+func TestLogging(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey || a.Key == "duration" {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	d := command.NewDispatcher()
+	d.Use(command.Correlation(func() string { return "c1" }), command.Logging(logger))
+	command.Handle(d, func(_ context.Context, c Ping) error {
+		if c.N < 0 {
+			return errNegative
+		}
+		return nil
+	})
+	d.Dispatch(t.Context(), Ping{})
+	d.Dispatch(t.Context(), Ping{N: -1})
+	want := `level=INFO msg="command handled" command=command_test.Ping command_id=c1 correlation_id=c1
+level=ERROR msg="command failed" command=command_test.Ping command_id=c1 correlation_id=c1 error="negative increment"
+`
+	if got := buf.String(); got != want {
+		t.Errorf("logs:\n%s\nwant:\n%s", got, want)
+	}
+}
