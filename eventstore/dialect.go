@@ -24,7 +24,9 @@ type dialect interface {
 	// write runs one group-commit transaction: it reads the state of the
 	// input's streams and the events stored under its IDs, asks decide
 	// what to write, writes it (setting the rows' positions) and commits.
-	write(ctx context.Context, s *Store, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error
+	// It may call ready once its reads are done, to let the writer start
+	// the next transaction while this one commits.
+	write(ctx context.Context, s *Store, in writeInput, ready func(), decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error
 	// deleteStream marks the stream deleted and removes its events, if its
 	// version satisfies check.
 	deleteStream(ctx context.Context, s *Store, streamID string, check func(streamState) error) error
@@ -58,6 +60,8 @@ type queries struct {
 	head         string
 	saveSnapshot string
 	loadSnapshot string
+	// insertChecked is SQLite's single-append statement (see writeSingle).
+	insertChecked string
 }
 
 func newQueries(d dialect, prefix string) queries {
@@ -71,6 +75,9 @@ func newQueries(d dialect, prefix string) queries {
 		" ORDER BY version DESC LIMIT " + p(3)
 	q.readAll = "SELECT " + eventColumns + " FROM " + t.events + " WHERE position > " + p(1) + " ORDER BY position LIMIT " + p(2)
 	q.streamState = d.streamStateQuery(t)
+	if _, ok := d.(sqliteDialect); ok {
+		q.insertChecked = insertCheckedSQL(t)
+	}
 	q.head = "SELECT COALESCE(MAX(position), 0) FROM " + t.events
 	q.loadSnapshot = "SELECT stream_id, version, schema_version, data, recorded_at FROM " + t.snapshots + " WHERE stream_id = " + p(1)
 	q.saveSnapshot = "INSERT INTO " + t.snapshots + " (stream_id, version, schema_version, data, recorded_at) VALUES (" +

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +21,11 @@ import (
 
 // OpenPostgres opens the PostgreSQL database at dsn (a postgres:// URL or
 // a key=value string) through gorm with its pgx driver, with gorm's SQL
-// logging silenced.
+// logging silenced and a connection pool sized for a store: up to
+// [PostgresMaxIdleConns] idle connections are kept, where database/sql
+// keeps only two, so that concurrent appends and reads do not open and
+// close a connection each time. Set the pool yourself (db.DB()) to change
+// it.
 func OpenPostgres(dsn string) (*gorm.DB, error) {
 	if dsn == "" {
 		return nil, fmt.Errorf("eventstore: open postgres: %w: empty DSN", ErrInvalidArgument)
@@ -29,8 +34,18 @@ func OpenPostgres(dsn string) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: open postgres: %w", err)
 	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: open postgres: %w", err)
+	}
+	sqlDB.SetMaxIdleConns(PostgresMaxIdleConns)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	return db, nil
 }
+
+// PostgresMaxIdleConns is the number of idle connections [OpenPostgres]
+// keeps in its pool.
+const PostgresMaxIdleConns = 16
 
 type postgresDialect struct{}
 
@@ -39,8 +54,8 @@ func (postgresDialect) name() string { return "postgres" }
 func (postgresDialect) placeholder(n int) string { return "$" + strconv.Itoa(n) }
 
 func (postgresDialect) streamStateQuery(t tables) string {
-	return "SELECT (SELECT version FROM " + t.streams + " WHERE stream_id = $1), " +
-		"COALESCE((SELECT deleted FROM " + t.streams + " WHERE stream_id = $1), false)"
+	return "SELECT (SELECT max(version) FROM " + t.events + " WHERE stream_id = $1), " +
+		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = $1 AND deleted)"
 }
 
 func (postgresDialect) schema(t tables) []string {
@@ -150,7 +165,9 @@ func pgError(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
-		case "23505", "40P01", "40001":
+		// unique_violation, division_by_zero (the tombstone check),
+		// deadlock_detected, serialization_failure.
+		case "23505", "22012", "40P01", "40001":
 			return retryError{err}
 		}
 	}
@@ -184,22 +201,41 @@ func rollback(c *pgx.Conn) {
 	}
 }
 
-func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
+// write runs a group-commit transaction in two pipelined round trips.
+//
+// The first reads, without locks, each stream's version (its highest
+// stored version, an index lookup) and tombstone, and the events stored
+// under the given IDs. The plan is decided on that. The second takes the
+// store's transaction-level advisory lock, checks that no stream of the
+// batch was deleted meanwhile, inserts the events (positions come from the
+// identity sequence, under the lock, so commits happen in position order
+// across processes), notifies listeners and commits.
+//
+// Another process can append to a stream of the batch between the two
+// round trips; the unique (stream_id, version) index then fails the insert
+// and the whole batch is tried again from the reads (errRetryBatch), which
+// now see the other process's events. A deletion in between fails the
+// tombstone check the same way. The last attempt takes the lock before its
+// reads, so it cannot race at all.
+func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, ready func(), decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
 	keys, err := s.pgNames.get(ctx, s)
 	if err != nil {
 		return err
 	}
 	t := s.q.t
 	timeout := strconv.FormatInt(s.opts.WriteTimeout.Milliseconds(), 10) + "ms"
+	lockFirst := in.attempt >= 2
 	return rawPgx(ctx, s.db, func(c *pgx.Conn) error {
-		// Round trip 1: begin, bound the transaction's waits, lock and
-		// read the streams, find the given event IDs.
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		b.Queue("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true), "+
 			"set_config('idle_in_transaction_session_timeout', $1, true)", timeout)
-		b.Queue("SELECT stream_id, version, deleted FROM "+t.streams+
-			" WHERE stream_id = ANY($1) ORDER BY stream_id FOR UPDATE", in.streams)
+		if lockFirst {
+			b.Queue("SELECT pg_advisory_xact_lock($1)", keys.writeLock)
+		}
+		b.Queue(`SELECT s.id, (SELECT max(e.version) FROM `+t.events+` e WHERE e.stream_id = s.id),
+			EXISTS (SELECT 1 FROM `+t.streams+` d WHERE d.stream_id = s.id AND d.deleted)
+			FROM unnest($1::text[]) AS s(id)`, in.streams)
 		if len(in.ids) > 0 {
 			b.Queue("SELECT event_id, stream_id, version FROM "+t.events+" WHERE event_id = ANY($1)", in.ids)
 		}
@@ -208,17 +244,24 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 		err := func() error {
 			br := c.SendBatch(ctx, b)
 			defer br.Close()
-			if _, err := br.Exec(); err != nil {
-				return err
+			n := 2
+			if lockFirst {
+				n++
 			}
-			if _, err := br.Exec(); err != nil {
-				return err
+			for range n {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
 			}
 			rows, _ := br.Query()
 			var id string
-			var st streamState
-			_, err := pgx.ForEachRow(rows, []any{&id, &st.version, &st.deleted}, func() error {
-				st.exists = true
+			var version *int64
+			var deleted bool
+			_, err := pgx.ForEachRow(rows, []any{&id, &version, &deleted}, func() error {
+				st := streamState{deleted: deleted, exists: version != nil || deleted}
+				if version != nil {
+					st.version = *version
+				}
 				states[id] = st
 				return nil
 			})
@@ -242,6 +285,7 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 			rollback(c)
 			return pgError(err)
 		}
+		ready()
 
 		plan := decide(states, found)
 		if len(plan.rows) == 0 {
@@ -252,8 +296,6 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 			return nil
 		}
 
-		// Round trip 2: take the ordering lock and insert (one
-		// statement), record the stream versions and notify, commit.
 		n := len(plan.rows)
 		ids := make([]uuid.UUID, n)
 		streams := make([]string, n)
@@ -272,28 +314,33 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 			metas[i], causes[i], corrs[i] = row.req.metaJSON, row.req.causation, row.req.correlation
 			byID[ev.id] = ev
 		}
-		sNames := make([]string, 0, len(plan.versions))
-		sVersions := make([]int64, 0, len(plan.versions))
-		for name, v := range plan.versions {
-			sNames = append(sNames, name)
-			sVersions = append(sVersions, v)
+		written := make([]string, 0, len(plan.versions))
+		for name := range plan.versions {
+			written = append(written, name)
 		}
 		b = &pgx.Batch{}
-		b.Queue(`WITH ordering AS (SELECT pg_advisory_xact_lock($11))
-			INSERT INTO `+t.events+` (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)
+		b.Queue("SELECT pg_advisory_xact_lock($1)", keys.writeLock)
+		// Fails with division_by_zero (a retry) if a stream of the batch
+		// was deleted since the reads; under the lock, no deletion can
+		// happen any more before the commit.
+		b.Queue(`SELECT 1 / (CASE WHEN EXISTS (SELECT 1 FROM `+t.streams+
+			` WHERE deleted AND stream_id = ANY($1)) THEN 0 ELSE 1 END)`, written)
+		b.Queue(`INSERT INTO `+t.events+` (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)
 			SELECT u.event_id, u.stream_id, u.version, u.type, u.schema_version, u.data, u.metadata, u.causation_id, u.correlation_id, $10
-			FROM ordering, unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::bytea[], $7::bytea[], $8::text[], $9::text[])
+			FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::bytea[], $7::bytea[], $8::text[], $9::text[])
 				AS u(event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id)
 			RETURNING position, event_id`,
-			ids, streams, versions, types, schemas, datas, metas, causes, corrs, plan.now, keys.writeLock)
-		b.Queue(`WITH up AS (
-				INSERT INTO `+t.streams+` (stream_id, version) SELECT * FROM unnest($1::text[], $2::bigint[])
-				ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version RETURNING 1)
-			SELECT pg_notify($3, ''), (SELECT count(*) FROM up)`, sNames, sVersions, keys.channel)
+			ids, streams, versions, types, schemas, datas, metas, causes, corrs, plan.now)
+		b.Queue("SELECT pg_notify($1, '')", keys.channel)
 		b.Queue("COMMIT")
 		err = func() error {
 			br := c.SendBatch(ctx, b)
 			defer br.Close()
+			for range 2 {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
 			rows, _ := br.Query()
 			var pos int64
 			var eid uuid.UUID
@@ -331,32 +378,43 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 	})
 }
 
+// deleteStream runs under the advisory write lock, so no append can slip
+// between its check and its deletion: appends that read the stream before
+// fail their tombstone check and are tried again.
 func (postgresDialect) deleteStream(ctx context.Context, s *Store, streamID string, check func(streamState) error) error {
+	keys, err := s.pgNames.get(ctx, s)
+	if err != nil {
+		return err
+	}
 	t := s.q.t
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	var st streamState
-	err = tx.QueryRowContext(ctx, "SELECT version, deleted FROM "+t.streams+" WHERE stream_id = $1 FOR UPDATE", streamID).
-		Scan(&st.version, &st.deleted)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", keys.writeLock); err != nil {
 		return err
-	default:
-		st.exists = true
 	}
+	var st streamState
+	var version sql.NullInt64
+	if err := tx.QueryRowContext(ctx, s.q.streamState, streamID).Scan(&version, &st.deleted); err != nil {
+		return err
+	}
+	st.version, st.exists = version.Int64, version.Valid || st.deleted
 	if err := check(st); err != nil {
 		return err
 	}
 	for _, q := range []string{
-		"UPDATE " + t.streams + " SET deleted = true WHERE stream_id = $1",
+		"INSERT INTO " + t.streams + " (stream_id, version, deleted) VALUES ($1, $2, true) " +
+			"ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, deleted = true",
 		"DELETE FROM " + t.events + " WHERE stream_id = $1",
 		"DELETE FROM " + t.snapshots + " WHERE stream_id = $1",
 	} {
-		if _, err := tx.ExecContext(ctx, q, streamID); err != nil {
+		args := []any{streamID}
+		if strings.Contains(q, "$2") {
+			args = append(args, st.version)
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return err
 		}
 	}

@@ -20,7 +20,7 @@ func (sqliteDialect) name() string { return "sqlite" }
 func (sqliteDialect) placeholder(int) string { return "?" }
 
 func (sqliteDialect) streamStateQuery(t tables) string {
-	return "SELECT (SELECT MAX(version) FROM " + t.events + " WHERE stream_id = ?1), " +
+	return "SELECT (SELECT version FROM " + t.events + " WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1), " +
 		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = ?1 AND deleted = 1)"
 }
 
@@ -55,6 +55,11 @@ func (sqliteDialect) schema(t tables) []string {
 		)`,
 	}
 }
+
+// sqliteContext: the SQLite driver watches a cancellable context with a
+// goroutine per statement, which costs as much as a small statement. Write
+// transactions run on context.WithoutCancel: their waits are bounded by
+// busy_timeout, and a write must not be abandoned half-way anyway.
 
 // sqliteTx is a write transaction on one pinned connection, begun with
 // BEGIN IMMEDIATE whatever the DSN says: a deferred transaction that
@@ -142,7 +147,8 @@ func inList(n int) string {
 	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
 }
 
-func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
+func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, _ func(), decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
+	ctx = context.WithoutCancel(ctx) // see sqliteContext
 	t := s.q.t
 	tx, err := beginSQLite(ctx, s.db)
 	if err != nil {
@@ -163,7 +169,7 @@ func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide 
 		var b strings.Builder
 		b.WriteString("WITH s(id) AS (VALUES ")
 		placeholders(&b, len(chunk), 1)
-		b.WriteString(") SELECT id, (SELECT MAX(version) FROM " + t.events + " WHERE stream_id = s.id), " +
+		b.WriteString(") SELECT id, (SELECT version FROM " + t.events + " WHERE stream_id = s.id ORDER BY version DESC LIMIT 1), " +
 			"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = s.id AND deleted = 1) FROM s")
 		rows, err := tx.conn.QueryContext(ctx, b.String(), args...)
 		if err != nil {
@@ -293,29 +299,22 @@ func (sqliteDialect) deleteStream(ctx context.Context, s *Store, streamID string
 }
 
 // writeSingle appends one event with a known expected version in one
-// statement: the insert carries the version check, so the transaction is
-// BEGIN, INSERT, COMMIT — what a plain single-row insert costs. Only when
-// the check fails does it read the stream's state, to explain why.
+// autocommit statement: the insert carries the version check, and SQLite
+// runs a lone write statement as its own transaction, taking the write
+// lock at its start (waiting up to busy_timeout). That is cheaper than the
+// BEGIN, INSERT, COMMIT of a plain insert. Only when the check fails does
+// it read the stream's state, to explain why.
 func (sqliteDialect) writeSingle(ctx context.Context, s *Store, r *request) error {
-	t := s.q.t
+	ctx = context.WithoutCancel(ctx) // see sqliteContext
 	current, _ := r.expected.Exact() // 0 for NoStream
 	ev := &r.events[0]
 	ev.version = current + 1
 	now := s.opts.Now().UTC().Truncate(time.Microsecond)
-	tx, err := beginSQLite(ctx, s.db)
-	if err != nil {
-		return err
-	}
-	defer tx.rollback()
 	var meta any
 	if r.metaJSON != nil {
 		meta = r.metaJSON
 	}
-	res, err := tx.conn.ExecContext(ctx, "INSERT INTO "+t.events+
-		" (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)"+
-		" SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10"+
-		" WHERE COALESCE((SELECT MAX(version) FROM "+t.events+" WHERE stream_id = ?2), 0) = ?11"+
-		" AND NOT EXISTS (SELECT 1 FROM "+t.streams+" WHERE stream_id = ?2 AND deleted = 1)",
+	res, err := s.db.ExecContext(ctx, s.q.insertChecked,
 		ev.id[:], r.stream, ev.version, ev.typ, ev.schema, ev.data, meta, r.causation, r.correlation, now.UnixMicro(), current)
 	if err != nil {
 		return err
@@ -325,24 +324,30 @@ func (sqliteDialect) writeSingle(ctx context.Context, s *Store, r *request) erro
 		return err
 	}
 	if n == 0 {
-		var st streamState
-		var version sql.NullInt64
-		if err := tx.conn.QueryRowContext(ctx, s.q.streamState, r.stream).Scan(&version, &st.deleted); err != nil {
+		st, err := s.streamState(ctx, r.stream)
+		if err != nil {
 			return err
 		}
 		if st.deleted {
 			r.err = event.ErrStreamDeleted
 		} else {
-			r.err = &event.VersionConflictError{StreamID: r.stream, Expected: r.expected, Actual: version.Int64}
+			r.err = &event.VersionConflictError{StreamID: r.stream, Expected: r.expected, Actual: st.version}
 		}
-		return tx.commit(ctx)
+		return nil
 	}
 	if ev.position, err = res.LastInsertId(); err != nil {
 		return err
 	}
-	if err := tx.commit(ctx); err != nil {
-		return err
-	}
 	finishAccepted(writePlan{rows: []*pendingRow{{req: r, ev: ev}}, now: now})
 	return nil
+}
+
+// insertCheckedSQL is the statement of writeSingle: parameters 1-10 are
+// the event's columns, 11 the stream's expected current version.
+func insertCheckedSQL(t tables) string {
+	return "INSERT INTO " + t.events +
+		" (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)" +
+		" SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10" +
+		" WHERE COALESCE((SELECT version FROM " + t.events + " WHERE stream_id = ?2 ORDER BY version DESC LIMIT 1), 0) = ?11" +
+		" AND NOT EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = ?2 AND deleted = 1)"
 }

@@ -254,7 +254,7 @@ func (s *Store) readPage(ctx context.Context, q string, args []any) ([]event.Eve
 		return nil, err
 	}
 	defer rows.Close()
-	var page []event.Event
+	page := make([]event.Event, 0, pageCap(args))
 	for rows.Next() {
 		e, err := s.scanEvent(rows)
 		if err != nil {
@@ -263,6 +263,17 @@ func (s *Store) readPage(ctx context.Context, q string, args []any) ([]event.Eve
 		page = append(page, e)
 	}
 	return page, rows.Err()
+}
+
+// pageCap guesses the size of a page from a read's last argument, its
+// limit, so the page is allocated once.
+func pageCap(args []any) int {
+	if len(args) > 0 {
+		if n, ok := args[len(args)-1].(int); ok && n > 0 {
+			return min(n, 4096)
+		}
+	}
+	return 16
 }
 
 // scanEvent reads one row of eventColumns and decodes its data.

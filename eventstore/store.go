@@ -47,9 +47,10 @@ type Options struct {
 	// MaxBatchEvents caps the events of one group-commit transaction; zero
 	// means 10,000. A single larger append still goes in one transaction.
 	MaxBatchEvents int
-	// WriteTimeout bounds one group-commit transaction, and on PostgreSQL
-	// sets its lock_timeout, statement_timeout and
-	// idle_in_transaction_session_timeout; zero means 30 seconds.
+	// WriteTimeout bounds one group-commit transaction on PostgreSQL,
+	// where it sets its lock_timeout, statement_timeout and
+	// idle_in_transaction_session_timeout; zero means 30 seconds. On
+	// SQLite, the busy timeout of the connection bounds the waits.
 	WriteTimeout time.Duration
 }
 
@@ -145,9 +146,11 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 	switch name := db.Dialector.Name(); name {
 	case "sqlite":
 		s.d = sqliteDialect{}
+		s.w.depth = 1
 	case "postgres":
 		s.d = postgresDialect{}
 		s.pg = newPGListener(s, db)
+		s.w.depth = 2
 	default:
 		return nil, fmt.Errorf("eventstore: new: %w: dialect %q, want sqlite or postgres", ErrInvalidArgument, name)
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -126,6 +128,11 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 	if len(o.Metadata) > 0 {
 		req.meta = make(map[string]string, len(o.Metadata))
 		for k, v := range o.Metadata {
+			// JSON cannot carry invalid UTF-8: refuse it rather than
+			// store something other than what was given.
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return nil, fmt.Errorf("%w: metadata %q: %q is not valid UTF-8", ErrInvalidArgument, k, v)
+			}
 			req.meta[k] = v
 		}
 		b, err := json.Marshal(req.meta)
@@ -169,100 +176,146 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 }
 
 // writer turns concurrent appends into group-commit transactions. It has
-// no goroutine of its own: the caller that finds it idle commits its own
-// append at once and, when it is done, hands everything that queued up
-// meanwhile to the first waiting caller, who commits that batch in one
-// transaction, and so on.
+// no goroutine of its own: a caller whose append can start at once commits
+// it (and whatever queued before it) in a transaction of its own; callers
+// that arrive while transactions are in flight queue up, and the next
+// transaction takes them all, led by the first of them.
+//
+// Up to depth transactions are in flight at once (one on SQLite, whose
+// writes are serialized by the database anyway; two on PostgreSQL, where
+// the next transaction reads its streams while the previous one commits —
+// their inserts are still ordered by the advisory lock). A request is not
+// taken into a transaction while another in-flight transaction writes to
+// its stream, so overlapping transactions never race on a stream.
 type writer struct {
 	store *Store
-	mu    sync.Mutex
-	busy  bool
-	queue []*request
+	depth int
+
+	mu       sync.Mutex
+	inflight int
+	active   map[string]int // streams of in-flight transactions
+	queue    []*request
 }
 
 // submit runs req through the writer and returns when req is finished.
 func (w *writer) submit(req *request) {
 	w.mu.Lock()
-	if !w.busy {
-		w.busy = true
-		w.mu.Unlock()
-		w.leadLoop([]*request{req})
-		return
-	}
 	w.queue = append(w.queue, req)
+	batch := w.next()
 	w.mu.Unlock()
-
-	select {
-	case <-req.wake:
-	case <-req.ctx.Done():
-		w.mu.Lock()
-		for i, q := range w.queue {
-			if q == req {
-				w.queue = append(w.queue[:i], w.queue[i+1:]...)
+	for {
+		switch {
+		case batch == nil:
+		case batch[0] == req:
+			batch = w.lead(batch)
+			if req.finished {
+				w.hand(batch)
+				return
+			}
+			if batch != nil && batch[0] == req {
+				continue
+			}
+			w.hand(batch)
+		default:
+			w.hand(batch)
+		}
+		// Wait to be finished by a leader, or to lead.
+		select {
+		case <-req.wake:
+		case <-req.ctx.Done():
+			w.mu.Lock()
+			if i := slices.Index(w.queue, req); i >= 0 {
+				w.queue = slices.Delete(w.queue, i, i+1)
 				w.mu.Unlock()
 				req.err = req.ctx.Err()
 				return
 			}
-		}
-		w.mu.Unlock()
-		// Already taken into a batch: its outcome decides.
-		<-req.wake
-	}
-	if req.lead != nil {
-		batch := req.lead
-		req.lead = nil
-		w.leadLoop(batch)
-	}
-}
-
-// leadLoop commits batch, whose first request is the caller's own, then
-// passes the queue on to its first waiter, or marks the writer idle. A
-// request deferred by the batch goes back to the head of the queue; if it is
-// the caller's own, the caller leads the next batch too.
-func (w *writer) leadLoop(batch []*request) {
-	own := batch[0]
-	for {
-		deferred := w.store.commitBatch(batch, own)
-		w.mu.Lock()
-		if len(deferred) > 0 {
-			w.queue = append(deferred, w.queue...)
-		}
-		if !own.finished {
-			batch = w.take()
 			w.mu.Unlock()
-			continue
+			// Already taken into a transaction: its outcome decides.
+			<-req.wake
 		}
-		if len(w.queue) == 0 {
-			w.busy = false
-			w.mu.Unlock()
+		if req.lead == nil {
 			return
 		}
-		next := w.take()
-		w.mu.Unlock()
-		next[0].lead = next
-		close(next[0].wake)
-		return
+		batch, req.lead = req.lead, nil
 	}
 }
 
-// take removes the next batch from the queue: whole requests, up to
-// MaxBatchEvents events (at least one request). w.mu must be held.
-func (w *writer) take() []*request {
-	n, events := 0, 0
-	for n < len(w.queue) {
-		k := len(w.queue[n].events)
-		if n > 0 && events+k > w.store.opts.MaxBatchEvents {
-			break
-		}
-		events += k
-		n++
+// next takes the next transaction's requests off the queue if another may
+// start: the queued requests, in order, whose streams no in-flight
+// transaction writes, up to MaxBatchEvents events (at least one request).
+// w.mu must be held.
+func (w *writer) next() []*request {
+	if w.inflight >= w.depth || len(w.queue) == 0 {
+		return nil
 	}
-	batch := make([]*request, n)
-	copy(batch, w.queue[:n])
-	rest := copy(w.queue, w.queue[n:])
-	clear(w.queue[rest:])
-	w.queue = w.queue[:rest]
+	var batch []*request
+	events := 0
+	rest := w.queue[:0]
+	for _, r := range w.queue {
+		_, busy := w.active[r.stream]
+		full := len(batch) > 0 && events+len(r.events) > w.store.opts.MaxBatchEvents
+		if busy || full {
+			rest = append(rest, r)
+			continue
+		}
+		batch = append(batch, r)
+		events += len(r.events)
+	}
+	clear(w.queue[len(rest):])
+	w.queue = rest
+	if len(batch) == 0 {
+		return nil
+	}
+	w.inflight++
+	if w.active == nil {
+		w.active = make(map[string]int)
+	}
+	for _, r := range batch {
+		w.active[r.stream]++
+	}
 	return batch
+}
+
+// hand makes the first request of batch its leader and wakes it.
+func (w *writer) hand(batch []*request) {
+	if batch == nil {
+		return
+	}
+	batch[0].lead = batch
+	close(batch[0].wake)
+}
+
+// lead commits batch, whose first request is the caller's own, and returns
+// the next transaction to start, if any. A request the transaction deferred
+// goes back to the head of the queue; if it is the caller's own, the caller
+// waits for it like any queued caller.
+func (w *writer) lead(batch []*request) []*request {
+	own := batch[0]
+	ready := func() {
+		// The transaction's reads are done: let the next one start.
+		w.mu.Lock()
+		b := w.next()
+		w.mu.Unlock()
+		w.hand(b)
+	}
+	deferred := w.store.commitBatch(batch, own, ready)
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.inflight--
+	for _, r := range batch {
+		if w.active[r.stream]--; w.active[r.stream] <= 0 {
+			delete(w.active, r.stream)
+		}
+	}
+	if !own.finished {
+		own.wake = make(chan struct{})
+	}
+	if len(deferred) > 0 {
+		w.queue = append(deferred, w.queue...)
+	}
+	return w.next()
 }
 
 // finish records the outcome of a request and wakes its caller (unless the
@@ -304,6 +357,9 @@ type pendingRow struct {
 type writeInput struct {
 	streams []string
 	ids     []uuid.UUID
+	// attempt counts the tries of this batch from 0; a dialect may make
+	// the last one pessimistic.
+	attempt int
 }
 
 // errRetryBatch marks a batch failure worth one more try from the start (a
@@ -314,7 +370,10 @@ var errRetryBatch = errors.New("eventstore: retry batch")
 // commitBatch writes the live requests of batch in one transaction and
 // finishes each of them. It returns the requests to try again in the next
 // batch.
-func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*request) {
+//
+// ready is called once the transaction no longer needs the writer to itself
+// (a dialect may call it after its reads, before its commit).
+func (s *Store) commitBatch(batch []*request, leader *request, ready func()) (deferred []*request) {
 	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -348,10 +407,11 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 		for _, r := range live {
 			r.err, r.replay, r.deferred, r.result = nil, false, false, nil
 		}
+		in.attempt = attempt
 		if one, ok := s.d.(singleWriter); ok && len(live) == 1 && singleCandidate(live[0]) {
 			err = one.writeSingle(ctx, s, live[0])
 		} else {
-			err = s.d.write(ctx, s, in, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
+			err = s.d.write(ctx, s, in, ready, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
 				return s.plan(live, states, found)
 			})
 		}

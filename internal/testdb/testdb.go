@@ -115,9 +115,19 @@ func newPostgres(t testing.TB) DB {
 	return DB{Kind: Postgres, Gorm: db, DSN: dsn}
 }
 
-// OpenPostgres opens dsn with gorm and SQL logging silenced.
+// OpenPostgres opens dsn the way eventstore.OpenPostgres does: gorm with
+// SQL logging silenced and a pool that keeps idle connections.
 func OpenPostgres(dsn string) (*gorm.DB, error) {
-	return gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxIdleConns(16)
+	return db, nil
 }
 
 // NewSchema creates a schema with a random name in the database of base and

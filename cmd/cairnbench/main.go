@@ -1,0 +1,240 @@
+// Command cairnbench measures Cairn's event store against the "floor": the
+// plainest fast way to do the same work with database/sql on the same
+// database at the same durability setting (an INSERT per event per
+// transaction, a multi-row INSERT per batch, a SELECT decoded into the same
+// structs). See the "Performance targets" section of DESIGN.md.
+//
+// Every workload runs Cairn and the floor alternately, each on a fresh
+// database (a new SQLite file, or a new PostgreSQL schema), several times,
+// and prints the medians and the Cairn/floor ratio as one markdown table.
+//
+// Usage:
+//
+//	go run ./cmd/cairnbench [flags]
+//
+//	-db sqlite|postgres|both   databases to run on (default: both when a DSN is set)
+//	-postgres DSN              PostgreSQL database (default: $CAIRN_POSTGRES_DSN)
+//	-sqlite DIR                directory for the SQLite files (default: a temp dir)
+//	-sync full|normal|both     SQLite synchronous setting (default both)
+//	-quick                     sizes about 10× smaller, 1 run
+//	-pgidle N                  max idle connections of the PostgreSQL pools (default: eventstore.OpenPostgres's)
+//	-runs N                    runs per workload and side (default 5; -quick: 1)
+//	-only W1,R2                run only these workloads
+//	-cpuprofile FILE           write a CPU profile
+//	-memprofile FILE           write a heap (allocation) profile at the end
+//
+// Progress goes to stderr, the table to stdout.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+
+	"github.com/cairnhq/cairn/eventstore/sqlitedb"
+)
+
+// envPostgres names the environment variable with the default PostgreSQL DSN.
+const envPostgres = "CAIRN_POSTGRES_DSN"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(os.Stderr, "cairnbench: interrupted")
+		os.Exit(130)
+	default:
+		fmt.Fprintln(os.Stderr, "cairnbench:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what the flags select.
+type config struct {
+	sqliteDir   string // empty: a temporary directory
+	postgresDSN string
+	pgIdle      int // SetMaxIdleConns of PostgreSQL pools; 0: database/sql's default
+	sqlite      bool
+	postgres    bool
+	syncs       []sqlitedb.Synchronous
+	runs        int
+	sizeName    string // "full", "quick" or "tiny"
+	sizes       sizes
+	workloads   []workload
+	cpuProfile  string
+	memProfile  string
+}
+
+// run parses args, runs the benchmarks and writes the report to stdout.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	stopProfile, err := startCPUProfile(cfg.cpuProfile)
+	if err != nil {
+		return err
+	}
+	results, err := execute(ctx, cfg, stderr)
+	stopProfile()
+	if err != nil {
+		return err
+	}
+	if err := writeMemProfile(cfg.memProfile); err != nil {
+		return err
+	}
+	return writeReport(stdout, cfg, results)
+}
+
+// hiddenFlag is left out of the usage text: it exists for smoke tests.
+const hiddenFlag = "tiny"
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("cairnbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg   config
+		db    = fs.String("db", "", "databases: sqlite, postgres or both (default: both when a PostgreSQL DSN is set)")
+		sync  = fs.String("sync", "both", "SQLite synchronous setting: full, normal or both")
+		quick = fs.Bool("quick", false, "sizes about 10× smaller, 1 run unless -runs is given")
+		tiny  = fs.Bool("tiny", false, "minimal sizes, for smoke tests")
+		only  = fs.String("only", "", "comma-separated workloads to run (default all: "+strings.Join(workloadIDs(allWorkloads()), ",")+")")
+	)
+	fs.StringVar(&cfg.sqliteDir, "sqlite", "", "directory for the SQLite database files (default: a temporary directory)")
+	fs.StringVar(&cfg.postgresDSN, "postgres", os.Getenv(envPostgres), "PostgreSQL DSN (default: $"+envPostgres+"; empty skips PostgreSQL)")
+	fs.IntVar(&cfg.pgIdle, "pgidle", 0, "max idle connections of each PostgreSQL pool, for Cairn and the floor alike (default: eventstore.OpenPostgres's)")
+	fs.IntVar(&cfg.runs, "runs", 5, "runs per workload, database and side (default 5; with -quick 1)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile to this file at the end")
+	fs.Usage = func() { usage(fs) }
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	runsSet := false
+	fs.Visit(func(f *flag.Flag) { runsSet = runsSet || f.Name == "runs" })
+
+	var errs []error
+	cfg.sizeName, cfg.sizes = "full", fullSizes()
+	switch {
+	case *tiny:
+		cfg.sizeName, cfg.sizes = "tiny", tinySizes()
+	case *quick:
+		cfg.sizeName, cfg.sizes = "quick", quickSizes()
+	}
+	if !runsSet && cfg.sizeName != "full" {
+		cfg.runs = 1
+	}
+	if cfg.pgIdle < 0 {
+		errs = append(errs, fmt.Errorf("-pgidle %d: want 0 or more", cfg.pgIdle))
+	}
+	if cfg.runs < 1 {
+		errs = append(errs, fmt.Errorf("-runs %d: want 1 or more", cfg.runs))
+	}
+	if err := cfg.setDatabases(*db); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.setSyncs(*sync); err != nil {
+		errs = append(errs, err)
+	}
+	ws, err := selectWorkloads(*only)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.workloads = ws
+	return cfg, errors.Join(errs...)
+}
+
+func usage(fs *flag.FlagSet) {
+	out := fs.Output()
+	fmt.Fprintln(out, "usage: cairnbench [flags]")
+	fmt.Fprintln(out, "Compares Cairn's event store with plain database/sql on the same database.")
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == hiddenFlag {
+			return
+		}
+		fmt.Fprintf(out, "  -%s\n    \t%s\n", f.Name, f.Usage)
+	})
+}
+
+func (c *config) setDatabases(db string) error {
+	switch db {
+	case "":
+		c.sqlite, c.postgres = true, c.postgresDSN != ""
+	case "sqlite":
+		c.sqlite = true
+	case "postgres":
+		c.postgres = true
+	case "both":
+		c.sqlite, c.postgres = true, true
+	default:
+		return fmt.Errorf("-db %q: want sqlite, postgres or both", db)
+	}
+	if c.postgres && c.postgresDSN == "" {
+		return fmt.Errorf("-db %s needs a PostgreSQL DSN: set -postgres or $%s", db, envPostgres)
+	}
+	return nil
+}
+
+func (c *config) setSyncs(s string) error {
+	switch strings.ToLower(s) {
+	case "full":
+		c.syncs = []sqlitedb.Synchronous{sqlitedb.Full}
+	case "normal":
+		c.syncs = []sqlitedb.Synchronous{sqlitedb.Normal}
+	case "both":
+		c.syncs = []sqlitedb.Synchronous{sqlitedb.Full, sqlitedb.Normal}
+	default:
+		return fmt.Errorf("-sync %q: want full, normal or both", s)
+	}
+	return nil
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+func writeMemProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("mem profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("mem profile: %w", err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// sizes are the amounts of work of the workloads.
+type sizes struct {
+	w1Appends, w1Streams              int
+	w2Batches, w2BatchSize, w2Streams int
+	w3Writers, w3Appends, w3Streams   int // appends and streams per writer
+	w4Writers, w4Appends, w4Streams   int // appends per writer, streams shared
+	r1Events, r1Reads                 int
+	r2Events                          int
+	fillBatch                         int // events per append when filling a store to read
+}
+
+func fullSizes() sizes {
+	return sizes{
+		w1Appends: 2000, w1Streams: 200,
+		w2Batches: 200, w2BatchSize: 100, w2Streams: 20,
+		w3Writers: 8, w3Appends: 500, w3Streams: 25,
+		w4Writers: 8, w4Appends: 250, w4Streams: 4,
+		r1Events: 1000, r1Reads: 50,
+		r2Events:  100_000,
+		fillBatch: 1000,
+	}
+}
+
+func quickSizes() sizes {
+	return sizes{
+		w1Appends: 200, w1Streams: 20,
+		w2Batches: 20, w2BatchSize: 100, w2Streams: 4,
+		w3Writers: 8, w3Appends: 50, w3Streams: 5,
+		w4Writers: 8, w4Appends: 25, w4Streams: 4,
+		r1Events: 1000, r1Reads: 5,
+		r2Events:  10_000,
+		fillBatch: 1000,
+	}
+}
+
+// tinySizes are for smoke tests: every workload does a little of its work.
+func tinySizes() sizes {
+	return sizes{
+		w1Appends: 10, w1Streams: 3,
+		w2Batches: 3, w2BatchSize: 10, w2Streams: 2,
+		w3Writers: 8, w3Appends: 3, w3Streams: 2,
+		w4Writers: 8, w4Appends: 3, w4Streams: 4,
+		r1Events: 50, r1Reads: 2,
+		r2Events:  300,
+		fillBatch: 100,
+	}
+}
+
+// defaultUnit is the unit of most workloads' figures.
+const defaultUnit = "events/s"
+
+// sample is what one run of one side of a workload measured.
+type sample struct {
+	value     float64 // in the workload's unit
+	conflicts int     // version conflicts met (workloads that count them)
+	peakHeap  uint64  // heap growth over the baseline, in bytes (workloads that measure it)
+	check     string  // outcome of the workload's check: "ok" or what is wrong
+}
+
+// measureFunc runs one side of a workload once on a fresh database.
+type measureFunc func(ctx context.Context, db *database, sz sizes) (sample, error)
+
+// workload is one line of the report. Cairn's side and the floor's side
+// may be any code: store workloads run the same driver on both (see
+// onBoth); workloads of other parts (aggregate loads, projectors) bring
+// their own pair. A nil floor reports Cairn's figure alone.
+type workload struct {
+	id    string // what -only selects: "W1", "R2", …
+	title string
+	unit  string // of sample.value; defaultUnit for most
+	cairn measureFunc
+	floor measureFunc
+	// What the notes report besides the figures.
+	conflicts, heap, check bool
+}
+
+// allWorkloads lists the workloads in report order. Later parts of Cairn
+// add theirs here (A1 aggregate load, P1 projector catch-up, L1 live
+// latency), each with its own pair of measureFuncs.
+func allWorkloads() []workload {
+	contended := storeWorkload("W4", "8 writers, 4 shared streams, read version + append, retry on conflict", appendContended)
+	contended.conflicts, contended.check = true, true
+	readAll := storeWorkload("R2", "read all events in global order", readAllEvents)
+	readAll.heap = true
+	return []workload{
+		storeWorkload("W1", "1 writer, 1 event/append", appendOne),
+		storeWorkload("W2", "1 writer, batches of 100 events", appendBatches),
+		storeWorkload("W3", "8 writers, 1 event/append, own streams", appendConcurrent),
+		contended,
+		storeWorkload("R1", "read a 1,000-event stream", readOneStream),
+		readAll,
+	}
+}
+
+// storeWorkload runs drive on Cairn's store and on the floor.
+func storeWorkload(id, title string, drive func(context.Context, subject, sizes) (sample, error)) workload {
+	return workload{
+		id:    id,
+		title: title,
+		unit:  defaultUnit,
+		cairn: func(ctx context.Context, db *database, sz sizes) (sample, error) {
+			s, err := newCairn(ctx, db)
+			if err != nil {
+				return sample{}, err
+			}
+			return drive(ctx, s, sz)
+		},
+		floor: func(ctx context.Context, db *database, sz sizes) (sample, error) {
+			f, err := newFloor(ctx, db)
+			if err != nil {
+				return sample{}, err
+			}
+			return drive(ctx, f, sz)
+		},
+	}
+}
+
+func workloadIDs(ws []workload) []string {
+	ids := make([]string, len(ws))
+	for i, w := range ws {
+		ids[i] = w.id
+	}
+	return ids
+}
+
+// selectWorkloads returns the workloads named in the comma-separated list
+// only, in report order; all of them when only is empty.
+func selectWorkloads(only string) ([]workload, error) {
+	all := allWorkloads()
+	if strings.TrimSpace(only) == "" {
+		return all, nil
+	}
+	want := map[string]bool{}
+	for _, id := range strings.Split(only, ",") {
+		id = strings.ToUpper(strings.TrimSpace(id))
+		if id == "" {
+			continue
+		}
+		if !slices.Contains(workloadIDs(all), id) {
+			return nil, fmt.Errorf("-only: unknown workload %q (have %s)", id, strings.Join(workloadIDs(all), ","))
+		}
+		want[id] = true
+	}
+	return slices.DeleteFunc(all, func(w workload) bool { return !want[w.id] }), nil
+}
