@@ -1,0 +1,33 @@
+// Package processing is the event stream processor (ESP) core that
+// projectors and reactors share: a named [Processor] that reads the events
+// of its types from the store in batches, from its saved position on, and
+// then follows new ones as they are stored, with a tracked position and an
+// error policy. Users normally meet it through the projector and reactor
+// packages, which provide the [Handler].
+//
+// # Positions
+//
+// A processor's position is the global position of the last event it has
+// fully handled; events of types it does not read move it too, so the
+// distance to the store's head is real work. Positions live in the table
+// "<store prefix>processor_positions" of the store's database, created by
+// [Processor.Migrate], one row per processor name. Each row also holds an
+// epoch: every position update is one UPDATE that checks the epoch the
+// processor started with and the position the batch started from, so an
+// instance that has been reset or replaced, or that raced another instance
+// of the same name, can never move the position again ([ErrFenced]); for a
+// projector, whose position commits with its writes, this also rolls back
+// the racing batch.
+//
+// # Errors
+//
+// A handler's error or panic, an event whose type the registry does not
+// know, or data that does not decode — all are failures, passed to the
+// processor's [ErrorHandler]: [NoRetry] stops the processor (state
+// [Failed], Run returns the error); [ConstantRetry] and [ExponentialBackoff]
+// wait and then re-read and re-handle from the last saved position, up to
+// an optional number of attempts. An event is never skipped. Each failure
+// is logged with log/slog (processor, position, stream, type, attempt, next
+// delay) and passed to [Options.OnError]; [Processor.Status] shows the
+// state, position, attempts and last error.
+package processing

@@ -1,0 +1,454 @@
+package processing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+
+	"github.com/cairnhq/cairn/event"
+)
+
+// Store is what a processor needs of an event store: batched
+// subscriptions, and the database its positions live in.
+// *eventstore.Store implements it.
+type Store interface {
+	// SubscribeBatches yields batches of the events after a position,
+	// first those stored and then new ones, until ctx ends.
+	SubscribeBatches(ctx context.Context, after int64, limit int, types ...string) iter.Seq2[event.Batch, error]
+	// DB returns the store's database.
+	DB() *gorm.DB
+	// TablePrefix returns the prefix of the store's table names, which
+	// the position table shares.
+	TablePrefix() string
+}
+
+// Handler is the part of a processor that projectors and reactors differ
+// in: what is done with a batch of events, and when the position is saved.
+type Handler interface {
+	// Types returns the event type names the processor reads; none means
+	// every type. It is called once at the start of each Run.
+	Types() []string
+	// HandleBatch handles the batch's events in order and saves the
+	// position with cp: b.Through once every event is handled. It returns
+	// the position it saved (committed), which is b.Through on success.
+	// On failure it returns the error — an [*EventError] naming the
+	// failing event where there is one — and the position it saved
+	// before failing, or 0 when it saved none. cp moves the position from
+	// where it was before the batch, so it saves once per batch (or once
+	// per committed transaction). The batch always holds at least one
+	// event.
+	HandleBatch(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error)
+}
+
+// Checkpoint saves the position of the processor that hands it out with a
+// batch. It is valid for that batch only, and moves the position from where
+// it was before the batch: a handler saves once per batch (a save in a
+// transaction that rolls back does not count).
+type Checkpoint struct {
+	pos   positions
+	name  string
+	epoch int64
+	from  int64
+}
+
+// Save sets the processor's position through db, which is a transaction of
+// the store's database when the position must commit together with other
+// writes (a projector's), or the store's database itself. It fails with
+// [ErrFenced] when the saved position is no longer the one the batch
+// started from, or the processor was reset or taken over since its Run
+// started: the caller must then roll back what it wrote with db.
+func (c Checkpoint) Save(ctx context.Context, db *gorm.DB, position int64) error {
+	return c.pos.save(ctx, db, c.name, c.epoch, c.from, position)
+}
+
+// DefaultBatchSize is the number of events a processor reads and handles
+// at a time, unless [Options.BatchSize] says otherwise.
+const DefaultBatchSize = 1000
+
+// Options configures a [Processor]. The zero value works.
+type Options struct {
+	// BatchSize is the most events read and handled at a time (one
+	// transaction per batch for a projector); zero means
+	// DefaultBatchSize.
+	BatchSize int
+	// ErrorHandler decides whether to retry after a failure; nil means
+	// ExponentialBackoff{} (100ms doubling up to a minute, no limit).
+	ErrorHandler ErrorHandler
+	// Logger receives a message for each failure; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// OnError, if set, is called after each failure, from the
+	// processor's goroutine, before it waits to retry: a hook for error
+	// reporting services. It must not block for long.
+	OnError func(Failure)
+}
+
+// Validate reports options that cannot work.
+func (o Options) Validate() error {
+	if o.BatchSize < 0 {
+		return fmt.Errorf("%w: batch size %d is negative", ErrInvalid, o.BatchSize)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.BatchSize == 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.ErrorHandler == nil {
+		o.ErrorHandler = ExponentialBackoff{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Failure describes one failed attempt of a processor, as passed to
+// [Options.OnError].
+type Failure struct {
+	Processor string
+	// Position, StreamID and Type name the event that failed; they are
+	// zero when the failure concerns no one event (a lost database
+	// connection, say).
+	Position int64
+	StreamID string
+	Type     string
+	// Attempt counts the failures in a row, from 1.
+	Attempt int
+	Err     error
+	// Retry tells whether the processor retries, after Delay, or stops.
+	Retry bool
+	Delay time.Duration
+}
+
+// State is what a processor is doing.
+type State int
+
+// The states of a processor.
+const (
+	// Idle: the processor has not run yet.
+	Idle State = iota
+	// Running: catching up or following new events.
+	Running
+	// Retrying: waiting to retry after a failure.
+	Retrying
+	// Failed: stopped because its error handler gave up (or it was
+	// fenced); Status's LastError says why.
+	Failed
+	// Stopped: its Run ended with its context.
+	Stopped
+)
+
+var stateNames = [...]string{Idle: "idle", Running: "running", Retrying: "retrying", Failed: "failed", Stopped: "stopped"}
+
+// String returns the state's lower-case name.
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// MarshalText returns the state's name, for JSON status reports.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Status is a snapshot of a processor's state.
+type Status struct {
+	Name  string
+	State State
+	// Position is the position this process last saved (or loaded at
+	// start); 0 before the first Run has loaded it.
+	Position int64
+	// Attempts counts the failures in a row; 0 when healthy.
+	Attempts int
+	// LastError is the latest failure, kept after the processor recovers
+	// from it; nil if it never failed.
+	LastError error
+}
+
+// Processor is an event stream processor: it reads the events of its types
+// from a store, from its saved position on, in batches, hands them to its
+// [Handler], and retries or stops on failure as its [ErrorHandler] says.
+// Its methods are safe for concurrent use; it runs once at a time.
+type Processor struct {
+	name  string
+	store Store
+	h     Handler
+	opts  Options
+	pos   positions
+
+	running atomic.Bool
+
+	mu      sync.Mutex
+	status  Status
+	changed chan struct{} // closed and replaced at each status change
+}
+
+// MaxNameLength is the longest processor name, in bytes.
+const MaxNameLength = 255
+
+// New returns a processor named name that runs the events of store through
+// h. The name identifies the processor's saved position: it must be unique
+// among the processors of the store, and stay the same across restarts. New
+// does not touch the database.
+func New(store Store, name string, h Handler, opts Options) (*Processor, error) {
+	var errs []error
+	if store == nil {
+		errs = append(errs, errors.New("nil store"))
+	}
+	if h == nil {
+		errs = append(errs, errors.New("nil handler"))
+	}
+	if err := validName(name); err != nil {
+		errs = append(errs, err)
+	}
+	if err := opts.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("processing: new %q: %w: %w", name, ErrInvalid, err)
+	}
+	pos, err := newPositions(store.DB(), store.TablePrefix())
+	if err != nil {
+		return nil, fmt.Errorf("processing: new %q: %w", name, err)
+	}
+	return &Processor{
+		name:    name,
+		store:   store,
+		h:       h,
+		opts:    opts.withDefaults(),
+		pos:     pos,
+		status:  Status{Name: name},
+		changed: make(chan struct{}),
+	}, nil
+}
+
+func validName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty name")
+	case len(name) > MaxNameLength:
+		return fmt.Errorf("name of %d bytes, longer than %d", len(name), MaxNameLength)
+	case !utf8.ValidString(name):
+		return errors.New("name is not valid UTF-8")
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] == 0 {
+			return errors.New("name contains NUL")
+		}
+	}
+	return nil
+}
+
+// Name returns the processor's name.
+func (p *Processor) Name() string { return p.name }
+
+// Migrate creates the table of processor positions in the store's database
+// if it does not exist. It is safe to run again, and from several processes
+// at once.
+func (p *Processor) Migrate(ctx context.Context) error {
+	if err := p.pos.migrate(ctx); err != nil {
+		return fmt.Errorf("processing: migrate: %w", err)
+	}
+	return nil
+}
+
+// Reset moves the processor's saved position back to 0, through db (a
+// transaction, to reset a projection's tables together with it), so that
+// its next Run starts from the first event. Any instance of the processor
+// still running elsewhere is fenced: its next save fails with [ErrFenced]
+// and it stops. Reset fails with [ErrRunning] while this Processor runs.
+func (p *Processor) Reset(ctx context.Context, db *gorm.DB) error {
+	if p.running.Load() {
+		return fmt.Errorf("processing: reset %s: %w", p.name, ErrRunning)
+	}
+	if err := p.pos.reset(ctx, db, p.name); err != nil {
+		return fmt.Errorf("processing: reset %s: %w", p.name, err)
+	}
+	p.update(func(s *Status) { s.Position = 0 })
+	return nil
+}
+
+// Status returns the processor's current state.
+func (p *Processor) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
+}
+
+// WaitFor blocks until the processor has saved a position at or past
+// position (so a projection shows the event there), and returns nil. It
+// returns early with the processor's error if the processor fails, and with
+// ctx's error if ctx ends first. Only this process's runs of the processor
+// are seen.
+func (p *Processor) WaitFor(ctx context.Context, position int64) error {
+	for {
+		p.mu.Lock()
+		st, ch := p.status, p.changed
+		p.mu.Unlock()
+		switch {
+		case st.Position >= position:
+			return nil
+		case st.State == Failed:
+			return fmt.Errorf("processing: wait for %s to reach %d: failed at %d: %w", p.name, position, st.Position, st.LastError)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func (p *Processor) update(fn func(*Status)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn(&p.status)
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Run processes events until ctx ends, and then returns nil: stopping is
+// not a failure. It starts from the saved position, catches up in batches
+// and follows new events as they are stored. When handling fails, the
+// processor's ErrorHandler decides: retry (from the last saved position,
+// after the delay it gives) or stop, in which case Run returns the error.
+// A handler's panic is recovered and handled as an error. Run also returns
+// an error, at once, when the processor is fenced ([ErrFenced]) or runs
+// already ([ErrRunning]).
+//
+// Run needs the position table: call [Processor.Migrate] first.
+func (p *Processor) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("processing: run %s: %w", p.name, ErrRunning)
+	}
+	defer p.running.Store(false)
+	types := p.h.Types()
+	log := p.opts.Logger.With("processor", p.name)
+	p.update(func(s *Status) { s.State, s.Attempts = Running, 0 })
+	r := run{p: p, types: types, epoch: -1}
+	for {
+		err := r.once(ctx)
+		if ctx.Err() != nil {
+			p.update(func(s *Status) { s.State = Stopped })
+			return nil
+		}
+		r.attempt++
+		f := Failure{Processor: p.name, Attempt: r.attempt, Err: err}
+		f.Position, f.StreamID, f.Type = failedEvent(err)
+		if !errors.Is(err, ErrFenced) {
+			f.Delay, f.Retry = p.opts.ErrorHandler.Retry(r.attempt)
+		}
+		p.logFailure(ctx, log, f)
+		if p.opts.OnError != nil {
+			p.opts.OnError(f)
+		}
+		if !f.Retry {
+			p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Failed, r.attempt, err })
+			return fmt.Errorf("processing: %s: %w", p.name, err)
+		}
+		p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Retrying, r.attempt, err })
+		t := time.NewTimer(f.Delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			p.update(func(s *Status) { s.State = Stopped })
+			return nil
+		case <-t.C:
+		}
+		p.update(func(s *Status) { s.State = Running })
+	}
+}
+
+func (p *Processor) logFailure(ctx context.Context, log *slog.Logger, f Failure) {
+	attrs := make([]any, 0, 14)
+	if f.Type != "" {
+		attrs = append(attrs, "position", f.Position, "stream", f.StreamID, "type", f.Type)
+	}
+	attrs = append(attrs, "attempt", f.Attempt, "error", f.Err)
+	if pe, ok := errors.AsType[*PanicError](f.Err); ok {
+		attrs = append(attrs, "stack", string(pe.Stack))
+	}
+	if f.Retry {
+		log.WarnContext(ctx, "event processor failed; retrying", append(attrs, "retry_in", f.Delay)...)
+	} else {
+		log.ErrorContext(ctx, "event processor failed; stopping", attrs...)
+	}
+}
+
+// run is the state of one Run.
+type run struct {
+	p       *Processor
+	types   []string
+	epoch   int64 // -1 until loaded
+	attempt int   // failures in a row
+}
+
+// once loads the saved position and processes from there until a failure
+// or the end of ctx.
+func (r *run) once(ctx context.Context) error {
+	p := r.p
+	pos, epoch, err := p.pos.load(ctx, p.name)
+	if err != nil {
+		return fmt.Errorf("load position: %w", err)
+	}
+	if r.epoch < 0 {
+		r.epoch = epoch
+	} else if epoch != r.epoch {
+		return fmt.Errorf("load position: %w", ErrFenced)
+	}
+	p.update(func(s *Status) { s.Position = pos })
+	for b, err := range p.store.SubscribeBatches(ctx, pos, p.opts.BatchSize, r.types...) {
+		if err != nil {
+			return err
+		}
+		cp := Checkpoint{pos: p.pos, name: p.name, epoch: r.epoch, from: pos}
+		var saved int64
+		var herr error
+		if len(b.Events) == 0 {
+			// Only events of other types (or holes): move past them.
+			if herr = cp.Save(ctx, p.store.DB(), b.Through); herr == nil {
+				saved = b.Through
+			}
+		} else {
+			saved, herr = r.handle(ctx, b, cp)
+		}
+		if saved > pos {
+			pos = saved
+			healthy := herr == nil && r.attempt > 0
+			if healthy {
+				r.attempt = 0
+			}
+			p.update(func(s *Status) {
+				s.Position = pos
+				if healthy {
+					s.Attempts = 0
+				}
+			})
+		}
+		if herr != nil {
+			return herr
+		}
+	}
+	return ctx.Err()
+}
+
+// handle calls the handler, turning a panic that escaped it into an error.
+func (r *run) handle(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			saved, err = 0, &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return r.p.h.HandleBatch(ctx, b, cp)
+}

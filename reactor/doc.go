@@ -1,0 +1,31 @@
+// Package reactor triggers side effects from events: a [Reactor] is an
+// event stream processor (see package processing) whose handlers send
+// mail, call other services, or emit new events back into the store.
+//
+//	r, err := reactor.New(store, "welcome-mail", reactor.Options{})
+//	reactor.On(r, func(ctx context.Context, e event.Event, d UserSignedUp, emit *reactor.Emitter) error {
+//		if err := mailer.SendWelcome(ctx, d.Email); err != nil {
+//			return err // retried per the error handler
+//		}
+//		_, err := emit.Emit(ctx, e.StreamID, WelcomeMailSent{})
+//		return err
+//	})
+//	err = r.Migrate(ctx)
+//	err = r.Run(ctx)
+//
+// # Delivery
+//
+// Handling is at-least-once: the position is saved after each batch and
+// before a failing event, so after a crash the events since the last saved
+// position are handled again, and after a failure the failing event is.
+// Side effects should therefore be idempotent, or tolerate an occasional
+// repeat.
+//
+// Emitted events are exactly-once. An [Emitter] gives each event an ID
+// derived from the reactor's name, the triggering event's ID and the
+// event's index among those emitted for it (a name-based UUID), and the
+// store treats an append of events already stored under those IDs, at the
+// same place, as a no-op. Emitted events also carry the triggering event's
+// ID as causation ID and its correlation ID (or, when it has none, its ID)
+// as correlation ID.
+package reactor
