@@ -24,9 +24,7 @@ type dialect interface {
 	// write runs one group-commit transaction: it reads the state of the
 	// input's streams and the events stored under its IDs, asks decide
 	// what to write, writes it (setting the rows' positions) and commits.
-	// It may call ready once its reads are done, to let the writer start
-	// the next transaction while this one commits.
-	write(ctx context.Context, s *Store, in writeInput, ready func(), decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error
+	write(ctx context.Context, s *Store, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error
 	// deleteStream marks the stream deleted and removes its events, if its
 	// version satisfies check.
 	deleteStream(ctx context.Context, s *Store, streamID string, check func(streamState) error) error

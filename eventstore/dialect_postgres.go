@@ -217,7 +217,7 @@ func rollback(c *pgx.Conn) {
 // now see the other process's events. A deletion in between fails the
 // tombstone check the same way. The last attempt takes the lock before its
 // reads, so it cannot race at all.
-func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, ready func(), decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
+func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
 	keys, err := s.pgNames.get(ctx, s)
 	if err != nil {
 		return err
@@ -285,8 +285,6 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, ready
 			rollback(c)
 			return pgError(err)
 		}
-		ready()
-
 		plan := decide(states, found)
 		if len(plan.rows) == 0 {
 			if _, err := c.Exec(ctx, "COMMIT"); err != nil {

@@ -147,7 +147,7 @@ func inList(n int) string {
 	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
 }
 
-func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, _ func(), decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
+func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
 	ctx = context.WithoutCancel(ctx) // see sqliteContext
 	t := s.q.t
 	tx, err := beginSQLite(ctx, s.db)

@@ -146,11 +146,9 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 	switch name := db.Dialector.Name(); name {
 	case "sqlite":
 		s.d = sqliteDialect{}
-		s.w.depth = 1
 	case "postgres":
 		s.d = postgresDialect{}
 		s.pg = newPGListener(s, db)
-		s.w.depth = 2
 	default:
 		return nil, fmt.Errorf("eventstore: new: %w: dialect %q, want sqlite or postgres", ErrInvalidArgument, name)
 	}

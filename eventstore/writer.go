@@ -176,25 +176,21 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 }
 
 // writer turns concurrent appends into group-commit transactions. It has
-// no goroutine of its own: a caller whose append can start at once commits
-// it (and whatever queued before it) in a transaction of its own; callers
-// that arrive while transactions are in flight queue up, and the next
-// transaction takes them all, led by the first of them.
+// no goroutine of its own: a caller that finds no transaction in flight
+// commits its append (with whatever queued before it) at once; callers that
+// arrive while a transaction is in flight queue up, and when it ends the
+// next transaction takes them all, led by the first of them.
 //
-// Up to depth transactions are in flight at once (one on SQLite, whose
-// writes are serialized by the database anyway; two on PostgreSQL, where
-// the next transaction reads its streams while the previous one commits —
-// their inserts are still ordered by the advisory lock). A request is not
-// taken into a transaction while another in-flight transaction writes to
-// its stream, so overlapping transactions never race on a stream.
+// One transaction is in flight at a time. Letting the next one read its
+// streams while the previous one commits was measured on PostgreSQL: it
+// halves the batches without shortening the cycle, which the commit's
+// fsync under the ordering lock bounds.
 type writer struct {
 	store *Store
-	depth int
 
-	mu       sync.Mutex
-	inflight int
-	active   map[string]int // streams of in-flight transactions
-	queue    []*request
+	mu    sync.Mutex
+	busy  bool
+	queue []*request
 }
 
 // submit runs req through the writer and returns when req is finished.
@@ -204,9 +200,9 @@ func (w *writer) submit(req *request) {
 	batch := w.next()
 	w.mu.Unlock()
 	for {
-		switch {
-		case batch == nil:
-		case batch[0] == req:
+		if batch != nil {
+			// Only a caller whose own request heads the queue starts a
+			// transaction from submit.
 			batch = w.lead(batch)
 			if req.finished {
 				w.hand(batch)
@@ -215,8 +211,6 @@ func (w *writer) submit(req *request) {
 			if batch != nil && batch[0] == req {
 				continue
 			}
-			w.hand(batch)
-		default:
 			w.hand(batch)
 		}
 		// Wait to be finished by a leader, or to lead.
@@ -241,39 +235,27 @@ func (w *writer) submit(req *request) {
 	}
 }
 
-// next takes the next transaction's requests off the queue if another may
-// start: the queued requests, in order, whose streams no in-flight
-// transaction writes, up to MaxBatchEvents events (at least one request).
-// w.mu must be held.
+// next takes the next transaction's requests off the queue if none is in
+// flight: the queued requests in order, up to MaxBatchEvents events (at
+// least one request). w.mu must be held.
 func (w *writer) next() []*request {
-	if w.inflight >= w.depth || len(w.queue) == 0 {
+	if w.busy || len(w.queue) == 0 {
 		return nil
 	}
-	var batch []*request
-	events := 0
-	rest := w.queue[:0]
-	for _, r := range w.queue {
-		_, busy := w.active[r.stream]
-		full := len(batch) > 0 && events+len(r.events) > w.store.opts.MaxBatchEvents
-		if busy || full {
-			rest = append(rest, r)
-			continue
+	n, events := 0, 0
+	for n < len(w.queue) {
+		k := len(w.queue[n].events)
+		if n > 0 && events+k > w.store.opts.MaxBatchEvents {
+			break
 		}
-		batch = append(batch, r)
-		events += len(r.events)
+		events += k
+		n++
 	}
-	clear(w.queue[len(rest):])
-	w.queue = rest
-	if len(batch) == 0 {
-		return nil
-	}
-	w.inflight++
-	if w.active == nil {
-		w.active = make(map[string]int)
-	}
-	for _, r := range batch {
-		w.active[r.stream]++
-	}
+	batch := slices.Clone(w.queue[:n])
+	rest := copy(w.queue, w.queue[n:])
+	clear(w.queue[rest:])
+	w.queue = w.queue[:rest]
+	w.busy = true
 	return batch
 }
 
@@ -287,28 +269,16 @@ func (w *writer) hand(batch []*request) {
 }
 
 // lead commits batch, whose first request is the caller's own, and returns
-// the next transaction to start, if any. A request the transaction deferred
-// goes back to the head of the queue; if it is the caller's own, the caller
-// waits for it like any queued caller.
+// the next transaction to start, if any. Requests the transaction deferred
+// go back to the head of the queue; if the caller's own is one of them,
+// the caller waits for it like any queued caller (or leads the next
+// transaction, which it then heads).
 func (w *writer) lead(batch []*request) []*request {
 	own := batch[0]
-	ready := func() {
-		// The transaction's reads are done: let the next one start.
-		w.mu.Lock()
-		b := w.next()
-		w.mu.Unlock()
-		w.hand(b)
-	}
-	deferred := w.store.commitBatch(batch, own, ready)
-
+	deferred := w.store.commitBatch(batch, own)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.inflight--
-	for _, r := range batch {
-		if w.active[r.stream]--; w.active[r.stream] <= 0 {
-			delete(w.active, r.stream)
-		}
-	}
+	w.busy = false
 	if !own.finished {
 		own.wake = make(chan struct{})
 	}
@@ -370,10 +340,7 @@ var errRetryBatch = errors.New("eventstore: retry batch")
 // commitBatch writes the live requests of batch in one transaction and
 // finishes each of them. It returns the requests to try again in the next
 // batch.
-//
-// ready is called once the transaction no longer needs the writer to itself
-// (a dialect may call it after its reads, before its commit).
-func (s *Store) commitBatch(batch []*request, leader *request, ready func()) (deferred []*request) {
+func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*request) {
 	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -411,7 +378,7 @@ func (s *Store) commitBatch(batch []*request, leader *request, ready func()) (de
 		if one, ok := s.d.(singleWriter); ok && len(live) == 1 && singleCandidate(live[0]) {
 			err = one.writeSingle(ctx, s, live[0])
 		} else {
-			err = s.d.write(ctx, s, in, ready, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
+			err = s.d.write(ctx, s, in, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
 				return s.plan(live, states, found)
 			})
 		}
