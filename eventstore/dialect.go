@@ -58,8 +58,12 @@ type queries struct {
 	head         string
 	saveSnapshot string
 	loadSnapshot string
-	// insertChecked is SQLite's single-append statement (see writeSingle).
+	// insertChecked is SQLite's single-append statement (see sqliteDialect.writeDirect).
 	insertChecked string
+	// insertDirect and streamStates are PostgreSQL's direct write (see
+	// postgresDialect.writeDirect).
+	insertDirect string
+	streamStates string
 }
 
 func newQueries(d dialect, prefix string) queries {
@@ -73,8 +77,12 @@ func newQueries(d dialect, prefix string) queries {
 		" ORDER BY version DESC LIMIT " + p(3)
 	q.readAll = "SELECT " + eventColumns + " FROM " + t.events + " WHERE position > " + p(1) + " ORDER BY position LIMIT " + p(2)
 	q.streamState = d.streamStateQuery(t)
-	if _, ok := d.(sqliteDialect); ok {
+	switch d.(type) {
+	case sqliteDialect:
 		q.insertChecked = insertCheckedSQL(t)
+	case postgresDialect:
+		q.insertDirect = insertDirectSQL(t)
+		q.streamStates = streamStatesSQL(t)
 	}
 	q.head = "SELECT COALESCE(MAX(position), 0) FROM " + t.events
 	q.loadSnapshot = "SELECT stream_id, version, schema_version, data, recorded_at FROM " + t.snapshots + " WHERE stream_id = " + p(1)

@@ -54,7 +54,7 @@ func (postgresDialect) name() string { return "postgres" }
 func (postgresDialect) placeholder(n int) string { return "$" + strconv.Itoa(n) }
 
 func (postgresDialect) streamStateQuery(t tables) string {
-	return "SELECT (SELECT max(version) FROM " + t.events + " WHERE stream_id = $1), " +
+	return "SELECT (SELECT version FROM " + t.events + " WHERE stream_id = $1 ORDER BY version DESC LIMIT 1), " +
 		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = $1 AND deleted)"
 }
 
@@ -228,14 +228,14 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 	return rawPgx(ctx, s.db, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
+		// Generic plans: the write statements take arrays, and custom
+		// planning of them costs more than their execution.
 		b.Queue("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true), "+
-			"set_config('idle_in_transaction_session_timeout', $1, true)", timeout)
+			"set_config('idle_in_transaction_session_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)", timeout)
 		if lockFirst {
 			b.Queue("SELECT pg_advisory_xact_lock($1)", keys.writeLock)
 		}
-		b.Queue(`SELECT s.id, (SELECT max(e.version) FROM `+t.events+` e WHERE e.stream_id = s.id),
-			EXISTS (SELECT 1 FROM `+t.streams+` d WHERE d.stream_id = s.id AND d.deleted)
-			FROM unnest($1::text[]) AS s(id)`, in.streams)
+		b.Queue(s.q.streamStates, in.streams)
 		if len(in.ids) > 0 {
 			b.Queue("SELECT event_id, stream_id, version FROM "+t.events+" WHERE event_id = ANY($1)", in.ids)
 		}
@@ -417,4 +417,188 @@ func (postgresDialect) deleteStream(ctx context.Context, s *Store, streamID stri
 		}
 	}
 	return tx.Commit()
+}
+
+// direct: batches in which no two appends share a stream and no append
+// gives event IDs — what concurrent writers on their own aggregates send.
+func (postgresDialect) direct(live []*request) bool {
+	seen := make(map[string]struct{}, len(live))
+	for _, r := range live {
+		if r.explicitIDs {
+			return false
+		}
+		if _, dup := seen[r.stream]; dup {
+			return false
+		}
+		seen[r.stream] = struct{}{}
+	}
+	return true
+}
+
+// writeDirect writes the batch in one pipelined round trip: begin, take
+// the ordering lock, insert every event of every append whose stream is at
+// its expected version — the INSERT reads the versions and tombstones
+// itself, under the lock, so no other writer can move them before the
+// commit — notify, read the streams' states (for the appends that were not
+// accepted) and commit.
+func (postgresDialect) writeDirect(ctx context.Context, s *Store, live []*request) error {
+	keys, err := s.pgNames.get(ctx, s)
+	if err != nil {
+		return err
+	}
+	timeout := strconv.FormatInt(s.opts.WriteTimeout.Milliseconds(), 10) + "ms"
+	now := s.opts.Now().UTC().Truncate(time.Microsecond)
+
+	nreq := len(live)
+	reqIdx := make([]int32, nreq)
+	reqStreams := make([]string, nreq)
+	kinds := make([]int32, nreq)
+	exacts := make([]int64, nreq)
+	total := 0
+	for i, r := range live {
+		reqIdx[i], reqStreams[i], kinds[i] = int32(i), r.stream, kindCode(r.expected)
+		exacts[i], _ = r.expected.Exact()
+		total += len(r.events)
+	}
+	evReq := make([]int32, 0, total)
+	offsets := make([]int64, 0, total)
+	ids := make([]uuid.UUID, 0, total)
+	types := make([]string, 0, total)
+	schemas := make([]int32, 0, total)
+	datas := make([][]byte, 0, total)
+	metas := make([][]byte, 0, total)
+	causes := make([]string, 0, total)
+	corrs := make([]string, 0, total)
+	byID := make(map[uuid.UUID]*pendingEvent, total)
+	for i, r := range live {
+		for j := range r.events {
+			ev := &r.events[j]
+			ev.position, ev.version = 0, 0 // unset: not inserted
+			evReq = append(evReq, int32(i))
+			offsets = append(offsets, int64(j+1))
+			ids = append(ids, ev.id)
+			types = append(types, ev.typ)
+			schemas = append(schemas, int32(ev.schema))
+			datas = append(datas, ev.data)
+			metas = append(metas, r.metaJSON)
+			causes = append(causes, r.causation)
+			corrs = append(corrs, r.correlation)
+			byID[ev.id] = ev
+		}
+	}
+
+	return rawPgx(ctx, s.db, func(c *pgx.Conn) error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		// Generic plans: the write statements take arrays, and custom
+		// planning of them costs more than their execution.
+		b.Queue("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true), "+
+			"set_config('idle_in_transaction_session_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)", timeout)
+		b.Queue("SELECT pg_advisory_xact_lock($1)", keys.writeLock)
+		b.Queue(s.q.insertDirect, reqIdx, reqStreams, kinds, exacts,
+			evReq, offsets, ids, types, schemas, datas, metas, causes, corrs, now)
+		b.Queue("SELECT pg_notify($1, '')", keys.channel)
+		b.Queue(s.q.streamStates, reqStreams)
+		b.Queue("COMMIT")
+		states := make(map[string]streamState, nreq)
+		inserted := 0
+		err := func() error {
+			br := c.SendBatch(ctx, b)
+			defer br.Close()
+			for range 3 {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
+			rows, _ := br.Query()
+			var pos, version int64
+			var eid uuid.UUID
+			if _, err := pgx.ForEachRow(rows, []any{&pos, &eid, &version}, func() error {
+				if ev := byID[eid]; ev != nil {
+					ev.position, ev.version = pos, version
+					inserted++
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+			rows, _ = br.Query()
+			var id string
+			var v *int64
+			var deleted bool
+			if _, err := pgx.ForEachRow(rows, []any{&id, &v, &deleted}, func() error {
+				st := streamState{deleted: deleted, exists: v != nil || deleted}
+				if v != nil {
+					st.version = *v
+				}
+				states[id] = st
+				return nil
+			}); err != nil {
+				return err
+			}
+			tag, err := br.Exec()
+			if err != nil {
+				return err
+			}
+			if tag.String() != "COMMIT" {
+				return fmt.Errorf("commit: server answered %q", tag.String())
+			}
+			return br.Close()
+		}()
+		if err != nil {
+			rollback(c)
+			return pgError(err)
+		}
+		p := writePlan{now: now}
+		for _, r := range live {
+			if r.events[0].position == 0 {
+				rejected(r, states[r.stream])
+				continue
+			}
+			for j := range r.events {
+				if r.events[j].position == 0 {
+					return fmt.Errorf("insert stored %d of the %d events of an append to %q", j, len(r.events), r.stream)
+				}
+				p.rows = append(p.rows, &pendingRow{req: r, ev: &r.events[j]})
+			}
+		}
+		finishAccepted(p)
+		return nil
+	})
+}
+
+// insertDirectSQL is the statement of writeDirect. Parameters: the
+// appends (index, stream, kind as in kindCode, exact version), then the
+// events (append index, offset in the append, ID, type, schema version,
+// data, metadata, causation, correlation), then the recording time.
+func insertDirectSQL(t tables) string {
+	return `WITH r AS (
+			SELECT * FROM unnest($1::int[], $2::text[], $3::int[], $4::bigint[]) AS r(req, stream, kind, n)
+		), cur AS (
+			SELECT r.req, r.stream, r.kind, r.n,
+				COALESCE((SELECT e.version FROM ` + t.events + ` e WHERE e.stream_id = r.stream
+					ORDER BY e.version DESC LIMIT 1), 0) AS v,
+				EXISTS (SELECT 1 FROM ` + t.streams + ` d WHERE d.stream_id = r.stream AND d.deleted) AS gone
+			FROM r
+		), ok AS MATERIALIZED (
+			SELECT req, stream, v FROM cur
+			WHERE NOT gone AND CASE kind WHEN 1 THEN v = 0 WHEN 2 THEN v > 0 WHEN 3 THEN v = n ELSE true END
+		)
+		INSERT INTO ` + t.events + ` (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)
+		SELECT u.event_id, ok.stream, ok.v + u.off, u.type, u.schema_version, u.data, u.metadata, u.causation_id, u.correlation_id, $14
+		FROM unnest($5::int[], $6::bigint[], $7::uuid[], $8::text[], $9::int[], $10::bytea[], $11::bytea[], $12::text[], $13::text[])
+			AS u(req, off, event_id, type, schema_version, data, metadata, causation_id, correlation_id)
+		JOIN ok ON ok.req = u.req
+		RETURNING position, event_id, version`
+}
+
+// streamStatesSQL reads the version (NULL when none) and tombstone of
+// each stream of the text array $1.
+func streamStatesSQL(t tables) string {
+	return `SELECT s.id, (SELECT e.version FROM ` + t.events + ` e WHERE e.stream_id = s.id ORDER BY e.version DESC LIMIT 1),
+		EXISTS (SELECT 1 FROM ` + t.streams + ` d WHERE d.stream_id = s.id AND d.deleted)
+		FROM unnest($1::text[]) AS s(id)`
 }

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/cairnhq/cairn/event"
 )
 
 type sqliteDialect struct{}
@@ -298,14 +296,26 @@ func (sqliteDialect) deleteStream(ctx context.Context, s *Store, streamID string
 	return tx.commit(ctx)
 }
 
-// writeSingle appends one event with a known expected version in one
-// autocommit statement: the insert carries the version check, and SQLite
-// runs a lone write statement as its own transaction, taking the write
-// lock at its start (waiting up to busy_timeout). That is cheaper than the
-// BEGIN, INSERT, COMMIT of a plain insert. Only when the check fails does
-// it read the stream's state, to explain why.
-func (sqliteDialect) writeSingle(ctx context.Context, s *Store, r *request) error {
+// direct: a lone append of one event with an exact expected version (or
+// no stream) and a generated ID — the commonest append of all.
+func (sqliteDialect) direct(live []*request) bool {
+	if len(live) != 1 {
+		return false
+	}
+	r := live[0]
+	_, exact := r.expected.Exact()
+	return len(r.events) == 1 && !r.explicitIDs && (exact || r.expected.IsNoStream())
+}
+
+// writeDirect appends the one event in one autocommit statement: the
+// insert carries the version check, and SQLite runs a lone write statement
+// as its own transaction, taking the write lock at its start (waiting up to
+// busy_timeout). That is cheaper than the BEGIN, INSERT, COMMIT of a plain
+// insert. Only when the check fails does it read the stream's state, to
+// explain why.
+func (sqliteDialect) writeDirect(ctx context.Context, s *Store, live []*request) error {
 	ctx = context.WithoutCancel(ctx) // see sqliteContext
+	r := live[0]
 	current, _ := r.expected.Exact() // 0 for NoStream
 	ev := &r.events[0]
 	ev.version = current + 1
@@ -328,11 +338,7 @@ func (sqliteDialect) writeSingle(ctx context.Context, s *Store, r *request) erro
 		if err != nil {
 			return err
 		}
-		if st.deleted {
-			r.err = event.ErrStreamDeleted
-		} else {
-			r.err = &event.VersionConflictError{StreamID: r.stream, Expected: r.expected, Actual: st.version}
-		}
+		rejected(r, st)
 		return nil
 	}
 	if ev.position, err = res.LastInsertId(); err != nil {
@@ -342,7 +348,7 @@ func (sqliteDialect) writeSingle(ctx context.Context, s *Store, r *request) erro
 	return nil
 }
 
-// insertCheckedSQL is the statement of writeSingle: parameters 1-10 are
+// insertCheckedSQL is the statement of writeDirect: parameters 1-10 are
 // the event's columns, 11 the stream's expected current version.
 func insertCheckedSQL(t tables) string {
 	return "INSERT INTO " + t.events +

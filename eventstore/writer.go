@@ -375,8 +375,8 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 			r.err, r.replay, r.deferred, r.result = nil, false, false, nil
 		}
 		in.attempt = attempt
-		if one, ok := s.d.(singleWriter); ok && len(live) == 1 && singleCandidate(live[0]) {
-			err = one.writeSingle(ctx, s, live[0])
+		if dw, ok := s.d.(directWriter); ok && dw.direct(live) {
+			err = dw.writeDirect(ctx, s, live)
 		} else {
 			err = s.d.write(ctx, s, in, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
 				return s.plan(live, states, found)
@@ -405,18 +405,40 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 	return deferred
 }
 
-// singleWriter is implemented by a dialect with a shorter transaction for
-// the commonest append of all: one event with an exact expected version
-// (or no stream) and a generated ID, alone in its batch.
-type singleWriter interface {
-	// writeSingle writes the request's one event if the stream is at the
-	// expected version, and sets the request's result or error.
-	writeSingle(ctx context.Context, s *Store, r *request) error
+// directWriter is implemented by a dialect with a shorter transaction for
+// common batches, in which the database checks the expected versions
+// itself, so that Go need not read the streams first.
+type directWriter interface {
+	// direct reports whether writeDirect can write the batch.
+	direct(live []*request) bool
+	// writeDirect writes the events of every request whose stream is at
+	// the expected version, and sets each request's result or error.
+	writeDirect(ctx context.Context, s *Store, live []*request) error
 }
 
-func singleCandidate(r *request) bool {
-	_, exact := r.expected.Exact()
-	return len(r.events) == 1 && !r.explicitIDs && (exact || r.expected.IsNoStream())
+// kindCode encodes an expected version's kind for SQL: 0 any, 1 no
+// stream, 2 stream exists, 3 exact.
+func kindCode(v event.ExpectedVersion) int32 {
+	switch {
+	case v.IsNoStream():
+		return 1
+	case v.IsStreamExists():
+		return 2
+	}
+	if _, exact := v.Exact(); exact {
+		return 3
+	}
+	return 0
+}
+
+// rejected sets the error of a request the database did not accept, from
+// its stream's state.
+func rejected(r *request, st streamState) {
+	if st.deleted {
+		r.err = event.ErrStreamDeleted
+		return
+	}
+	r.err = &event.VersionConflictError{StreamID: r.stream, Expected: r.expected, Actual: st.version}
 }
 
 // plan decides every live request of a batch against the stored state, in
