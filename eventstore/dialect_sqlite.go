@@ -218,14 +218,16 @@ func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide 
 	if len(plan.rows) == 0 {
 		return tx.commit(ctx)
 	}
+	// Under the write lock, one INSERT of n rows into an AUTOINCREMENT
+	// table takes the n positions after the largest ever used, in the
+	// order of its VALUES: the last insert ID gives them all, with no
+	// RETURNING rows to scan.
 	now := plan.now.UnixMicro()
-	byID := make(map[uuid.UUID]*pendingEvent, len(plan.rows))
 	for start := 0; start < len(plan.rows); start += sqliteMaxRows {
 		chunk := plan.rows[start:min(start+sqliteMaxRows, len(plan.rows))]
 		var b strings.Builder
 		b.WriteString("INSERT INTO " + t.events + " (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at) VALUES ")
 		placeholders(&b, len(chunk), 10)
-		b.WriteString(" RETURNING position, event_id")
 		args := make([]any, 0, len(chunk)*10)
 		for _, row := range chunk {
 			ev, r := row.ev, row.req
@@ -234,30 +236,24 @@ func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide 
 				meta = r.metaJSON
 			}
 			args = append(args, ev.id[:], r.stream, ev.version, ev.typ, ev.schema, ev.data, meta, r.causation, r.correlation, now)
-			byID[ev.id] = ev
 		}
-		rows, err := tx.conn.QueryContext(ctx, b.String(), args...)
+		res, err := tx.conn.ExecContext(ctx, b.String(), args...)
 		if err != nil {
 			return err
 		}
-		got := 0
-		for rows.Next() {
-			var pos int64
-			var eid uuid.UUID
-			if err := rows.Scan(&pos, &eid); err != nil {
-				rows.Close()
-				return err
-			}
-			if ev := byID[eid]; ev != nil {
-				ev.position = pos
-				got++
-			}
-		}
-		if err := rows.Close(); err != nil {
+		n, err := res.RowsAffected()
+		if err != nil {
 			return err
 		}
-		if got != len(chunk) {
-			return fmt.Errorf("insert returned %d positions for %d events", got, len(chunk))
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		if n != int64(len(chunk)) {
+			return fmt.Errorf("insert stored %d of %d events", n, len(chunk))
+		}
+		for i, row := range chunk {
+			row.ev.position = last - int64(len(chunk)-1-i)
 		}
 	}
 	if err := tx.commit(ctx); err != nil {
