@@ -103,19 +103,19 @@ func (s *Store) readStream(ctx context.Context, streamID string, from int64, lim
 		if backward && next == 0 {
 			next = 1<<63 - 1
 		}
+		q := s.q.readForward
+		if backward {
+			q = s.q.readBackward
+		}
 		sent := 0
 		for {
-			page := s.opts.PageSize
-			if limit > 0 && limit-sent < page {
-				page = limit - sent
+			want, fetch := pageSize(s.opts.PageSize, limit, sent)
+			page, err := s.readPage(ctx, q, []any{streamID, next, fetch})
+			more := len(page) > want
+			if more {
+				page = page[:want]
 			}
-			q := s.q.readForward
-			if backward {
-				q = s.q.readBackward
-			}
-			n, stop := 0, false
-			err := s.query(ctx, q, []any{streamID, next, page}, func(e event.Event) bool {
-				n++
+			for _, e := range page {
 				sent++
 				if backward {
 					next = e.Version - 1
@@ -123,26 +123,32 @@ func (s *Store) readStream(ctx context.Context, streamID string, from int64, lim
 					next = e.Version + 1
 				}
 				if !yield(e, nil) {
-					stop = true
-					return false
+					return
 				}
-				return true
-			})
-			if stop {
-				return
 			}
-			if err == nil && sent == 0 && n == 0 {
+			if err == nil && sent == 0 {
 				err = s.missing(ctx, streamID, nil)
 			}
 			if err != nil {
 				fail(err)
 				return
 			}
-			if n < page || (limit > 0 && sent >= limit) || (backward && next < 1) {
+			if !more || (backward && next < 1) {
 				return
 			}
 		}
 	}
+}
+
+// pageSize returns how many events the next page of a read should hold
+// (want) and how many to ask for (fetch): one more than want when the read
+// may go on after this page, so that a read whose last page is full does
+// not need one more query to find out it is done.
+func pageSize(pageSize, limit, sent int) (want, fetch int) {
+	if limit > 0 && limit-sent <= pageSize {
+		return limit - sent, limit - sent
+	}
+	return pageSize, pageSize + 1
 }
 
 // readRange reads n events of a stream from version from, as one slice.
@@ -176,19 +182,18 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int, types ...st
 	}
 }
 
-// readAll pages through the events after a position. It returns the
-// position of the last event passed to yield, and whether the read
-// reached the end of what is stored (and was not stopped or failed).
-func (s *Store) readAll(ctx context.Context, after int64, limit int, types []string, yield func(event.Event) bool, fail func(error)) (last int64, end bool) {
-	last = after
+// readAll pages through the events after a position, passing them to
+// yield until it returns false, or the error that ends the read to fail.
+func (s *Store) readAll(ctx context.Context, after int64, limit int, types []string, yield func(event.Event) bool, fail func(error)) {
+	last := after
 	if after < 0 || limit < 0 {
 		fail(fmt.Errorf("%w: negative position (%d) or limit (%d)", ErrInvalidArgument, after, limit))
-		return last, false
+		return
 	}
 	for _, t := range types {
 		if err := validText("type name", t); err != nil {
 			fail(err)
-			return last, false
+			return
 		}
 	}
 	query := s.q.readAll
@@ -197,39 +202,31 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int, types []str
 	}
 	sent := 0
 	for {
-		page := s.opts.PageSize
-		if limit > 0 && limit-sent < page {
-			page = limit - sent
-		}
+		want, fetch := pageSize(s.opts.PageSize, limit, sent)
 		args := make([]any, 0, len(types)+2)
 		args = append(args, last)
 		for _, t := range types {
 			args = append(args, t)
 		}
-		args = append(args, page)
-		n, stop := 0, false
-		err := s.query(ctx, query, args, func(e event.Event) bool {
-			n++
+		args = append(args, fetch)
+		page, err := s.readPage(ctx, query, args)
+		more := len(page) > want
+		if more {
+			page = page[:want]
+		}
+		for _, e := range page {
 			sent++
 			last = e.Position
 			if !yield(e) {
-				stop = true
-				return false
+				return
 			}
-			return true
-		})
-		if stop {
-			return last, false
 		}
 		if err != nil {
 			fail(err)
-			return last, false
+			return
 		}
-		if limit > 0 && sent >= limit {
-			return last, n < page
-		}
-		if n < page {
-			return last, true
+		if !more {
+			return
 		}
 	}
 }
