@@ -40,4 +40,9 @@
 // subscribers with LISTEN/NOTIFY on a dedicated connection; on SQLite, an
 // append wakes the subscribers of the same Store at once. Both poll as a
 // fallback, so writes from other processes are always seen.
+//
+// If you open the *gorm.DB yourself, keep as many idle connections as you
+// have concurrent callers (sql.DB.SetMaxIdleConns): database/sql keeps two
+// by default, and opening a PostgreSQL connection costs more than an
+// append. [OpenPostgres] keeps [PostgresMaxIdleConns].
 package eventstore
