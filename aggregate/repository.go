@@ -179,7 +179,7 @@ func (r *Repository[T]) Load(ctx context.Context, id string) (*T, error) {
 		if err != nil {
 			return nil, fmt.Errorf("aggregate: load %q: %w", stream, err)
 		}
-		if err := root.replay(e); err != nil {
+		if err := root.replay(&e); err != nil {
 			return nil, fmt.Errorf("aggregate: load %q: %w", stream, err)
 		}
 	}

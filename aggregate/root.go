@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"unsafe"
 
 	"github.com/cairnhq/cairn/event"
 )
@@ -29,7 +30,8 @@ type Root struct {
 	version   int64 // including applied changes
 	committed int64 // the version stored in the event store
 	changes   []any
-	self      reflect.Value // the aggregate embedding this Root (a pointer)
+	self      reflect.Value  // the aggregate embedding this Root (a pointer)
+	ptr       unsafe.Pointer // the same pointer, for dispatch.Func handlers
 	owner     rooter
 	typ       *aggType
 }
@@ -85,7 +87,7 @@ func (r *Root) Apply(events ...any) error {
 		hs = append(hs, h)
 	}
 	for i, e := range events {
-		if err := hs[i].call(r.self, e); err != nil {
+		if err := hs[i].call(r, e); err != nil {
 			return fmt.Errorf("aggregate: apply: %w", err)
 		}
 		r.version++
@@ -95,7 +97,7 @@ func (r *Root) Apply(events ...any) error {
 }
 
 // replay applies a stored event without recording it.
-func (r *Root) replay(e event.Event) error {
+func (r *Root) replay(e *event.Event) error {
 	if e.Version != r.version+1 {
 		return fmt.Errorf("version %d follows version %d", e.Version, r.version)
 	}
@@ -103,7 +105,7 @@ func (r *Root) replay(e event.Event) error {
 	if err != nil {
 		return fmt.Errorf("version %d (%s): %w", e.Version, e.Type, err)
 	}
-	if err := h.call(r.self, e.Data); err != nil {
+	if err := h.call(r, e.Data); err != nil {
 		return fmt.Errorf("version %d (%s): %w", e.Version, e.Type, err)
 	}
 	r.version = e.Version
@@ -115,7 +117,7 @@ func (r *Root) handler(e any) (*handler, error) {
 	if e == nil {
 		return nil, fmt.Errorf("aggregate: apply nil event to %v", r.typ.ptr)
 	}
-	h := r.typ.handlerFor(reflect.TypeOf(e))
+	h := r.typ.handlerFor(e)
 	if h.err != nil {
 		return nil, h.err
 	}
@@ -166,7 +168,7 @@ func bind[T any](p *T, id string) (*Root, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: %v embeds a nil *aggregate.Root: embed aggregate.Root by value", ErrNoRoot, reflect.TypeFor[T]())
 	}
-	*r = Root{id: id, self: reflect.ValueOf(p), owner: rt, typ: typeFor(reflect.TypeFor[*T]())}
+	*r = Root{id: id, self: reflect.ValueOf(p), ptr: unsafe.Pointer(p), owner: rt, typ: typeFor(reflect.TypeFor[*T]())}
 	return r, nil
 }
 
