@@ -11,3 +11,7 @@ type postgresDialect struct{}
 func (postgresDialect) lockMigration(tx *gorm.DB, table string) error {
 	return tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended('cairn.processing.migrate:' || current_schema() || '.' || ?, 0))`, table).Error
 }
+
+func (postgresDialect) nowMillis() string {
+	return `CAST(extract(epoch FROM clock_timestamp()) * 1000 AS bigint)`
+}

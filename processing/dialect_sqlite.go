@@ -8,3 +8,5 @@ type sqliteDialect struct{}
 // transaction IMMEDIATE, so the migration holds the write lock from its
 // first statement.
 func (sqliteDialect) lockMigration(*gorm.DB, string) error { return nil }
+
+func (sqliteDialect) nowMillis() string { return `CAST(unixepoch('subsec') * 1000 AS INTEGER)` }

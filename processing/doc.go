@@ -19,6 +19,18 @@
 // projector, whose position commits with its writes, this also rolls back
 // the racing batch.
 //
+// # Ownership
+//
+// [Processor.Run] runs wherever it is called: two instances of a processor
+// race, and the one that finds its position moved stops with [ErrFenced].
+// [Processor.RunOwned] (which the runner package uses) runs a processor
+// shared by several processes in one of them at a time: each row of the
+// position table also holds a lease — an owner ID and an expiry timed by
+// the database's clock — that the owner renews by heartbeat. The others
+// stand by ([Standby]) and take the lease once it expires or is released;
+// taking it bumps the epoch, so the one statement that saves a position
+// fences the previous owner even if it is still running.
+//
 // # Errors
 //
 // A handler's error or panic, an event whose type the registry does not

@@ -147,9 +147,12 @@ const (
 	Failed
 	// Stopped: its Run ended with its context.
 	Stopped
+	// Standby: waiting in [Processor.RunOwned] for the lease that
+	// another owner holds.
+	Standby
 )
 
-var stateNames = [...]string{Idle: "idle", Running: "running", Retrying: "retrying", Failed: "failed", Stopped: "stopped"}
+var stateNames = [...]string{Idle: "idle", Running: "running", Retrying: "retrying", Failed: "failed", Stopped: "stopped", Standby: "standby"}
 
 // String returns the state's lower-case name.
 func (s State) String() string {
@@ -167,8 +170,14 @@ type Status struct {
 	Name  string
 	State State
 	// Position is the position this process last saved (or loaded at
-	// start); 0 before the first Run has loaded it.
+	// start, or, in Standby, last saw another owner at); 0 before the
+	// first Run has loaded it.
 	Position int64
+	// Owner is the owner of the processor's lease under
+	// [Processor.RunOwned]: this process's owner ID once it holds the
+	// lease, another's as last seen in Standby ("" when none holds it).
+	// It is empty under [Processor.Run].
+	Owner string
 	// Attempts counts the failures in a row; 0 when healthy.
 	Attempts int
 	// LastError is the latest failure, kept after the processor recovers
@@ -290,7 +299,8 @@ func (p *Processor) Status() Status {
 // position (so a projection shows the event there), and returns nil. It
 // returns early with the processor's error if the processor fails, and with
 // ctx's error if ctx ends first. Only this process's runs of the processor
-// are seen.
+// are seen (and, while it stands by in [Processor.RunOwned], the position
+// of the owner as of its last poll).
 func (p *Processor) WaitFor(ctx context.Context, position int64) error {
 	for {
 		p.mu.Lock()
@@ -333,15 +343,25 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("processing: run %s: %w", p.name, ErrRunning)
 	}
 	defer p.running.Store(false)
-	types := p.h.Types()
-	log := p.opts.Logger.With("processor", p.name)
+	p.update(func(s *Status) { s.Owner = "" })
+	r := run{p: p, types: p.h.Types(), epoch: -1}
+	return r.loop(ctx, p.opts.Logger.With("processor", p.name))
+}
+
+// loop runs r until ctx ends (nil), or until the error handler gives up
+// (the error). An owned run returns errLeaseLost, without retrying, when
+// it is fenced.
+func (r *run) loop(ctx context.Context, log *slog.Logger) error {
+	p := r.p
 	p.update(func(s *Status) { s.State, s.Attempts = Running, 0 })
-	r := run{p: p, types: types, epoch: -1}
 	for {
 		err := r.once(ctx)
 		if ctx.Err() != nil {
 			p.update(func(s *Status) { s.State = Stopped })
 			return nil
+		}
+		if r.owned && errors.Is(err, ErrFenced) {
+			return fmt.Errorf("%w: %w", errLeaseLost, err)
 		}
 		r.attempt++
 		f := Failure{Processor: p.name, Attempt: r.attempt, Err: err}
@@ -391,6 +411,7 @@ type run struct {
 	p       *Processor
 	types   []string
 	epoch   int64 // -1 until loaded
+	owned   bool  // under a lease (RunOwned): the epoch is the lease's
 	attempt int   // failures in a row
 }
 

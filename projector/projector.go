@@ -202,6 +202,27 @@ func (p *Projector) Reset(ctx context.Context) error {
 // handler fails, the events before it in the batch are committed first, so
 // the retry starts at the failing event.
 func (p *Projector) Run(ctx context.Context) error {
+	if err := p.start(); err != nil {
+		return err
+	}
+	return p.proc.Run(ctx)
+}
+
+// RunOwned is [Projector.Run] for a projector shared by several processes:
+// it projects only while this process holds the projector's lease; see
+// [processing.Processor.RunOwned].
+func (p *Projector) RunOwned(ctx context.Context, o processing.Ownership) error {
+	if err := p.start(); err != nil {
+		return err
+	}
+	return p.proc.RunOwned(ctx, o)
+}
+
+// Kind returns "projector", the kind of processor p is.
+func (p *Projector) Kind() string { return "projector" }
+
+// start freezes the handlers before a run.
+func (p *Projector) start() error {
 	p.mu.Lock()
 	p.frozen = true
 	n := len(p.handlers)
@@ -209,7 +230,7 @@ func (p *Projector) Run(ctx context.Context) error {
 	if n == 0 {
 		return fmt.Errorf("projector: run %s: %w: no handlers", p.Name(), processing.ErrInvalid)
 	}
-	return p.proc.Run(ctx)
+	return nil
 }
 
 // batchHandler adapts a Projector to processing.Handler without adding

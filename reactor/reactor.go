@@ -148,6 +148,27 @@ func (r *Reactor) Migrate(ctx context.Context) error {
 // saved position are handled again: side effects are at-least-once, emitted
 // events exactly-once.
 func (r *Reactor) Run(ctx context.Context) error {
+	if err := r.start(); err != nil {
+		return err
+	}
+	return r.proc.Run(ctx)
+}
+
+// RunOwned is [Reactor.Run] for a reactor shared by several processes: it
+// reacts only while this process holds the reactor's lease; see
+// [processing.Processor.RunOwned].
+func (r *Reactor) RunOwned(ctx context.Context, o processing.Ownership) error {
+	if err := r.start(); err != nil {
+		return err
+	}
+	return r.proc.RunOwned(ctx, o)
+}
+
+// Kind returns "reactor", the kind of processor r is.
+func (r *Reactor) Kind() string { return "reactor" }
+
+// start freezes the handlers before a run.
+func (r *Reactor) start() error {
 	r.mu.Lock()
 	r.frozen = true
 	n := len(r.handlers)
@@ -155,7 +176,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 	if n == 0 {
 		return fmt.Errorf("reactor: run %s: %w: no handlers", r.Name(), processing.ErrInvalid)
 	}
-	return r.proc.Run(ctx)
+	return nil
 }
 
 // Emitter appends the events a handler emits, as caused by the event being

@@ -1,0 +1,58 @@
+// Package runner runs a program's event stream processors — projectors and
+// reactors — in one process: what a background processor process runs.
+//
+//	r, err := runner.New(store, runner.Options{}, todoList, welcomeMail)
+//	http.Handle("/status", r.Handler())
+//	err = runner.RunMain(ctx, r) // until SIGINT or SIGTERM
+//
+// # Supervision
+//
+// Each processor runs in its own goroutine. A failing event is retried as
+// the processor's error handler says while the other processors go on; a
+// processor whose error handler gives up (or that panics outside its
+// handlers) is marked [Failed] and stays down, and [Runner.Run] returns
+// its error once the runner stops.
+//
+// # Several processes
+//
+// Any number of runner processes may run the same processors against one
+// database, to survive the loss of a machine: each processor runs in one
+// process at a time, the others standing by ([Standby]). Ownership is a
+// lease in the processor's row of the position table, timed by the
+// database's clock, renewed by a heartbeat every
+// [processing.Ownership].HeartbeatInterval; when an owner dies or loses its
+// connection, its lease expires after LeaseDuration and a standby process
+// takes it. Taking a lease bumps the processor's epoch, and every batch's
+// position update checks that epoch in the same statement — in a
+// projector, in the same transaction as the projection's writes — so an
+// owner that was paused (a long GC, SIGSTOP, a frozen VM) past its lease
+// cannot commit anything when it resumes: its batch rolls back and it
+// stands by. This holds on PostgreSQL and on a SQLite file shared by
+// several processes. A runner that stops gracefully releases its leases,
+// so that a standby process takes over at once.
+//
+// A paused owner may be paused in the middle of a batch's transaction,
+// holding row locks that the new owner's writes wait for. On PostgreSQL,
+// set idle_in_transaction_session_timeout (no longer than the lease) on
+// the processors' connections — in a postgres:// URL, as the query
+// parameter idle_in_transaction_session_timeout=15000 — so that the server
+// ends such a transaction and the new owner goes on. On SQLite, a process
+// paused in a write transaction holds the database's only write lock: the
+// others wait until it resumes and is fenced. Either way nothing is
+// committed twice.
+//
+// # Shutdown
+//
+// [RunMain] (or [SignalContext] with [Runner.Run]) stops the runner on
+// SIGINT or SIGTERM: no processor starts a new batch, a projector's batch
+// in flight rolls back (its position and projection stay as committed), a
+// reactor saves the position of the events it has handled, the leases are
+// released, and Run returns within [Options].GracePeriod.
+//
+// # Status
+//
+// [Runner.Status] reports, for every processor, its kind, [State],
+// position, the store's head, lag, rate, failed attempts and last error;
+// [Runner.Handler] serves the same as JSON. While a processor catches up,
+// the runner logs its progress every [Options].ProgressInterval.
+package runner

@@ -1,0 +1,241 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/cairnhq/cairn/processing"
+)
+
+// State is what a processor is doing, as the runner reports it.
+type State string
+
+// The states of a processor in a runner.
+const (
+	// Starting: the runner has not started it yet.
+	Starting State = "starting"
+	// Standby: another process holds its lease; this one takes over
+	// when that one stops or dies.
+	Standby State = "standby"
+	// CatchingUp: working through the events stored before it started,
+	// or far behind the head again.
+	CatchingUp State = "catching_up"
+	// Live: it has reached the head and follows new events.
+	Live State = "live"
+	// Retrying: waiting to retry after a failure, per its error handler.
+	Retrying State = "retrying"
+	// Failed: its error handler gave up; it stays down.
+	Failed State = "failed"
+	// Stopped: the runner has stopped it.
+	Stopped State = "stopped"
+)
+
+// ProcessorStatus is the state of one processor of a runner.
+type ProcessorStatus struct {
+	Name string `json:"name"`
+	// Kind is "projector", "reactor" or "processor".
+	Kind  string `json:"kind"`
+	State State  `json:"state"`
+	// Owner is the owner ID of the process that holds the processor's
+	// lease, as this process last saw it ("" when none does).
+	Owner string `json:"owner"`
+	// Position is the position of the last event the processor has
+	// handled (in Standby: the position its owner had reached when this
+	// process last looked).
+	Position int64 `json:"position"`
+	// Head is the position of the store's newest event, and Lag the
+	// distance from Position to it.
+	Head int64 `json:"head"`
+	Lag  int64 `json:"lag"`
+	// Rate is how fast the position moved lately, in events (positions)
+	// per second, measured by this process.
+	Rate float64 `json:"events_per_second"`
+	// Attempts counts the failures in a row; 0 when healthy.
+	Attempts int `json:"attempts"`
+	// LastError is the latest failure, kept after the processor recovers;
+	// nil if it never failed. In JSON, its message or null.
+	LastError error `json:"-"`
+}
+
+// MarshalJSON encodes s with its LastError as a string.
+func (s ProcessorStatus) MarshalJSON() ([]byte, error) {
+	type plain ProcessorStatus
+	return json.Marshal(struct {
+		plain
+		LastError *string `json:"last_error"`
+	}{plain(s), errorText(s.LastError)})
+}
+
+// Status is a snapshot of a runner and its processors.
+type Status struct {
+	// Owner is the runner's owner ID.
+	Owner string `json:"owner"`
+	// Head is the position of the store's newest event.
+	Head int64 `json:"head"`
+	// HeadError is the error of reading the head, in which case Head is
+	// the last one read; nil otherwise. In JSON, its message or null.
+	HeadError  error             `json:"-"`
+	Processors []ProcessorStatus `json:"processors"`
+}
+
+// MarshalJSON encodes s with its HeadError as a string.
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status
+	return json.Marshal(struct {
+		plain
+		HeadError *string `json:"head_error"`
+	}{plain(s), errorText(s.HeadError)})
+}
+
+func errorText(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}
+
+// Status returns the state of every processor, in the order given to
+// [New]. It reads the store's head (one query).
+func (r *Runner) Status(ctx context.Context) Status {
+	head, err := r.store.Head(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.head = head
+	}
+	st := Status{Owner: r.Owner(), Head: r.head, HeadError: err, Processors: make([]ProcessorStatus, len(r.procs))}
+	for i, pr := range r.procs {
+		st.Processors[i] = r.statusOf(pr, pr.p.Status())
+	}
+	return st
+}
+
+// statusOf builds pr's status from its processor's, with r.mu held.
+func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
+	s := ProcessorStatus{
+		Name:      ps.Name,
+		Kind:      pr.kind,
+		Owner:     ps.Owner,
+		Position:  ps.Position,
+		Head:      max(r.head, ps.Position),
+		Rate:      math.Round(pr.rate*10) / 10,
+		Attempts:  ps.Attempts,
+		LastError: ps.LastError,
+	}
+	s.Lag = s.Head - s.Position
+	switch ps.State {
+	case processing.Idle:
+		s.State = Starting
+		if pr.done {
+			s.State = Stopped
+		}
+	case processing.Standby:
+		s.State = Standby
+		pr.caughtUp = false
+	case processing.Running:
+		if s.Lag == 0 {
+			pr.caughtUp = true
+		} else if s.Lag > liveLag {
+			pr.caughtUp = false
+		}
+		s.State = CatchingUp
+		if pr.caughtUp {
+			s.State = Live
+		}
+	case processing.Retrying:
+		s.State = Retrying
+	case processing.Failed:
+		s.State = Failed
+	default:
+		s.State = Stopped
+	}
+	if pr.done && pr.err != nil {
+		s.State = Failed
+		if s.LastError == nil {
+			s.LastError = pr.err
+		}
+	}
+	return s
+}
+
+// sampleInterval is how often the runner reads the head and the
+// processors' positions, to measure their rates.
+const sampleInterval = time.Second
+
+// sample measures the processors' rates and logs the progress of those
+// catching up, until ctx ends.
+func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(sampleInterval)
+	defer t.Stop()
+	now := time.Now()
+	r.mu.Lock()
+	for _, pr := range r.procs {
+		pr.lastPos, pr.lastAt, pr.lastLog = pr.p.Status().Position, now, now
+	}
+	r.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		head, err := r.store.Head(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.WarnContext(ctx, "runner cannot read the head", "error", err)
+			}
+			continue
+		}
+		now := time.Now()
+		r.mu.Lock()
+		r.head = head
+		for _, pr := range r.procs {
+			ps := pr.p.Status()
+			if dt := now.Sub(pr.lastAt).Seconds(); dt > 0 {
+				pr.rate = max(float64(ps.Position-pr.lastPos), 0) / dt
+			}
+			pr.lastPos, pr.lastAt = ps.Position, now
+			s := r.statusOf(pr, ps)
+			wasLive := pr.reportedLive
+			pr.reportedLive = s.State == Live
+			switch {
+			case s.State == Live && !wasLive:
+				log.InfoContext(ctx, "event processor caught up", "processor", s.Name, "kind", s.Kind, "position", s.Position)
+			case s.State == CatchingUp && r.opts.ProgressInterval > 0 && now.Sub(pr.lastLog) >= r.opts.ProgressInterval:
+				pr.lastLog = now
+				attrs := []any{"processor", s.Name, "kind", s.Kind, "position", s.Position, "head", s.Head, "remaining", s.Lag, "events_per_second", s.Rate}
+				if s.Rate > 0 {
+					attrs = append(attrs, "eta", time.Duration(float64(s.Lag)/s.Rate*float64(time.Second)).Round(time.Second))
+				}
+				log.InfoContext(ctx, "event processor catching up", attrs...)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// Handler returns an HTTP handler that serves the runner's [Status] as
+// JSON, to GET and HEAD requests. It answers 200 OK whatever the
+// processors' states: health checks read the states from the body.
+func (r *Runner) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := json.MarshalIndent(r.Status(req.Context()), "", "  ")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(append(body, '\n'))
+	})
+}
