@@ -46,6 +46,10 @@ func execute(ctx context.Context, cfg config, log io.Writer) (rep report, err er
 // runWorkload runs Cairn's side and the floor's side of w alternately,
 // cfg.runs times each, each time on a fresh database.
 func runWorkload(ctx context.Context, cfg config, w workload, t target, log io.Writer) (result, error) {
+	format := w.format
+	if format == nil {
+		format = formatValue
+	}
 	var cairn, floor []sample
 	for run := 1; run <= cfg.runs; run++ {
 		c, err := measureOnce(ctx, t, w.cairn, cfg.sizes)
@@ -53,14 +57,14 @@ func runWorkload(ctx context.Context, cfg config, w workload, t target, log io.W
 			return result{}, fmt.Errorf("Cairn: %w", err)
 		}
 		cairn = append(cairn, c)
-		line := fmt.Sprintf("%s %s run %d/%d: Cairn %s", w.id, t.name, run, cfg.runs, formatValue(c.value))
+		line := fmt.Sprintf("%s %s run %d/%d: Cairn %s", w.id, t.name, run, cfg.runs, format(c.value))
 		if w.floor != nil {
 			f, err := measureOnce(ctx, t, w.floor, cfg.sizes)
 			if err != nil {
 				return result{}, fmt.Errorf("floor: %w", err)
 			}
 			floor = append(floor, f)
-			line += fmt.Sprintf(", floor %s", formatValue(f.value))
+			line += fmt.Sprintf(", floor %s", format(f.value))
 		}
 		fmt.Fprintf(log, "%s %s\n", line, w.unit)
 	}

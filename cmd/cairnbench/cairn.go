@@ -22,6 +22,9 @@ func newCairn(ctx context.Context, db *database) (*cairnSubject, error) {
 	if err := event.Register[payload](reg, payloadType); err != nil {
 		return nil, err
 	}
+	if err := registerAccountEvents(reg); err != nil {
+		return nil, err
+	}
 	s, err := eventstore.New(db.gorm, reg, eventstore.Options{TablePrefix: "cairn_"})
 	if err != nil {
 		return nil, err

@@ -190,12 +190,8 @@ func readOneStream(ctx context.Context, s subject, sz sizes) (sample, error) {
 // readAllEvents (R2): read every event of the store in global order, measuring the heap
 // growth meanwhile.
 func readAllEvents(ctx context.Context, s subject, sz sizes) (sample, error) {
-	perStream := sz.fillBatch
-	for first := 0; first < sz.r2Events; first += perStream {
-		evs := payloads(first, min(perStream, sz.r2Events-first))
-		if err := fill(ctx, s, streamName("r2", first/perStream), evs, sz.fillBatch); err != nil {
-			return sample{}, err
-		}
+	if err := fillStreams(ctx, s, "r2", sz.r2Events, sz.fillBatch); err != nil {
+		return sample{}, err
 	}
 	var sk sink
 	runtime.GC()
@@ -209,6 +205,18 @@ func readAllEvents(ctx context.Context, s subject, sz sizes) (sample, error) {
 	})
 	smp.peakHeap = peak.stop()
 	return smp, err
+}
+
+// fillStreams appends n events to new streams of perStream events each, in
+// one append per stream. Its time is not measured.
+func fillStreams(ctx context.Context, s subject, workload string, n, perStream int) error {
+	for first := 0; first < n; first += perStream {
+		evs := payloads(first, min(perStream, n-first))
+		if err := fill(ctx, s, streamName(workload, first/perStream), evs, perStream); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fill appends evs to a new stream in batches. Its time is not measured.

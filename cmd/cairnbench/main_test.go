@@ -10,8 +10,10 @@ import (
 
 // TestSmoke runs every workload with tiny sizes on SQLite (FULL and
 // NORMAL), and on PostgreSQL when CAIRN_POSTGRES_DSN is set. It checks that
-// each produced positive figures and that W4 found no duplicates; it never
-// looks at how fast anything was.
+// each produced positive figures (and its extra figures: A1's in-memory
+// replay, L1's p99), that W4 found no duplicates, and, through the
+// workloads' own checks, that A1 rebuilt the account and P1 and L1
+// projected every event; it never looks at how fast anything was.
 func TestSmoke(t *testing.T) {
 	db := "sqlite"
 	if os.Getenv(envPostgres) != "" {
@@ -37,8 +39,21 @@ func TestSmoke(t *testing.T) {
 	for _, r := range rep.results {
 		seen[r.workload.id] = true
 		name := r.workload.id + " on " + r.target
-		if r.cairn.median <= 0 || r.floor.median <= 0 || ratio(r.cairn, r.floor) <= 0 {
+		switch {
+		case r.workload.floor == nil:
+			if r.cairn.median <= 0 || r.floor.runs != 0 {
+				t.Errorf("%s: Cairn %v, floor %d runs, want Cairn positive and no floor", name, r.cairn.median, r.floor.runs)
+			}
+		case r.cairn.median <= 0 || r.floor.median <= 0 || ratio(r.cairn, r.floor) <= 0:
 			t.Errorf("%s: Cairn %v, floor %v, want both positive", name, r.cairn.median, r.floor.median)
+		}
+		for _, x := range r.workload.extras {
+			if v, ok := r.cairn.extras[x.key]; !ok || v <= 0 {
+				t.Errorf("%s: Cairn's %s is %v, want positive", name, x.label, v)
+			}
+			if v, ok := r.floor.extras[x.key]; r.workload.floor != nil && x.costRatio && (!ok || v <= 0) {
+				t.Errorf("%s: floor's %s is %v, want positive", name, x.label, v)
+			}
 		}
 		if r.workload.check && (r.cairn.check != "ok" || r.floor.check != "ok") {
 			t.Errorf("%s: versions check Cairn %q, floor %q, want ok", name, r.cairn.check, r.floor.check)
@@ -59,8 +74,10 @@ func TestSmoke(t *testing.T) {
 	}
 	rows := 0
 	for line := range strings.Lines(out.String()) {
-		if strings.HasPrefix(line, "| W") || strings.HasPrefix(line, "| R") {
-			rows++
+		for _, id := range workloadIDs(allWorkloads()) {
+			if strings.HasPrefix(line, "| "+id+" ") {
+				rows++
+			}
 		}
 	}
 	if rows != len(rep.results) {

@@ -27,9 +27,13 @@ func writeReport(w io.Writer, cfg config, rep report) error {
 }
 
 func writeRow(b *strings.Builder, r result) {
+	format := r.workload.format
+	if format == nil {
+		format = formatValue
+	}
 	floor, rat := "—", "—"
 	if r.floor.runs > 0 {
-		floor = formatValue(r.floor.median)
+		floor = format(r.floor.median)
 		rat = strconv.FormatFloat(ratio(r.cairn, r.floor), 'f', 2, 64)
 	}
 	unit := ""
@@ -38,7 +42,7 @@ func writeRow(b *strings.Builder, r result) {
 	}
 	fmt.Fprintf(b, "| %s %s%s | %s | %s | %s | %s | %s |\n",
 		r.workload.id, r.workload.title, unit, r.target,
-		formatValue(r.cairn.median), floor, rat, notes(r))
+		format(r.cairn.median), floor, rat, notes(r))
 }
 
 // notes returns the notes cell: what the workload reports besides its
@@ -62,6 +66,21 @@ func notes(r result) string {
 	if w.heap {
 		both("peak heap", func(s summary) string { return formatBytes(s.peakHeap) })
 	}
+	for _, x := range w.extras {
+		f := func(s summary) string {
+			v, ok := s.extras[x.key]
+			if !ok {
+				return "—"
+			}
+			return x.format(v)
+		}
+		both(x.label, f)
+		c, okc := r.cairn.extras[x.key]
+		fl, okf := r.floor.extras[x.key]
+		if x.costRatio && okc && okf && fl > 0 {
+			parts[len(parts)-1] += fmt.Sprintf(" (×%.2f)", c/fl)
+		}
+	}
 	if r.cairn.runs > 1 {
 		both("spread", func(s summary) string { return fmt.Sprintf("±%.0f%%", 100*s.spread) })
 	}
@@ -83,6 +102,15 @@ func formatValue(v float64) string {
 		out = append(out, s[i])
 	}
 	return string(out)
+}
+
+// formatMs formats a duration in milliseconds with two decimals.
+func formatMs(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+
+// formatNs returns a formatter of a figure in nanoseconds with one
+// decimal, followed by unit.
+func formatNs(unit string) func(float64) string {
+	return func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + " " + unit }
 }
 
 func formatBytes(n uint64) string {

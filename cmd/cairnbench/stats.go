@@ -9,11 +9,12 @@ import (
 // database.
 type summary struct {
 	runs      int
-	median    float64 // of the values
-	spread    float64 // (max - min) / 2 / median of the values
-	conflicts int     // median
-	peakHeap  uint64  // highest of the runs
-	check     string  // "ok" when every run's check was, else the problems
+	median    float64            // of the values
+	spread    float64            // (max - min) / 2 / median of the values
+	conflicts int                // median
+	peakHeap  uint64             // highest of the runs
+	check     string             // "ok" when every run's check was, else the problems
+	extras    map[string]float64 // median of each extra figure, over the runs that measured it
 }
 
 func summarize(samples []sample) summary {
@@ -24,7 +25,11 @@ func summarize(samples []sample) summary {
 	conflicts := make([]float64, len(samples))
 	s := summary{runs: len(samples)}
 	var problems []string
+	extras := map[string][]float64{}
 	for i, smp := range samples {
+		for k, v := range smp.extras {
+			extras[k] = append(extras[k], v)
+		}
 		values[i] = smp.value
 		conflicts[i] = float64(smp.conflicts)
 		s.peakHeap = max(s.peakHeap, smp.peakHeap)
@@ -37,6 +42,12 @@ func summarize(samples []sample) summary {
 		s.spread = (slices.Max(values) - slices.Min(values)) / 2 / s.median
 	}
 	s.conflicts = int(median(conflicts))
+	if len(extras) > 0 {
+		s.extras = make(map[string]float64, len(extras))
+		for k, vs := range extras {
+			s.extras[k] = median(vs)
+		}
+	}
 	s.check = "ok"
 	if len(problems) > 0 {
 		slices.Sort(problems)

@@ -15,6 +15,9 @@ type sizes struct {
 	w4Writers, w4Appends, w4Streams   int // appends per writer, streams shared
 	r1Events, r1Reads                 int
 	r2Events                          int
+	a1Events, a1Loads, a1MemLoads     int // events of the aggregate; loads from the database; loads from memory per round (see foldRounds)
+	p1Events                          int
+	l1Appends                         int
 	fillBatch                         int // events per append when filling a store to read
 }
 
@@ -25,7 +28,10 @@ func fullSizes() sizes {
 		w3Writers: 8, w3Appends: 500, w3Streams: 25,
 		w4Writers: 8, w4Appends: 250, w4Streams: 4,
 		r1Events: 1000, r1Reads: 50,
-		r2Events:  100_000,
+		r2Events: 100_000,
+		a1Events: 1000, a1Loads: 100, a1MemLoads: 1000,
+		p1Events:  100_000,
+		l1Appends: 1000,
 		fillBatch: 1000,
 	}
 }
@@ -37,7 +43,10 @@ func quickSizes() sizes {
 		w3Writers: 8, w3Appends: 50, w3Streams: 5,
 		w4Writers: 8, w4Appends: 25, w4Streams: 4,
 		r1Events: 1000, r1Reads: 5,
-		r2Events:  10_000,
+		r2Events: 10_000,
+		a1Events: 1000, a1Loads: 10, a1MemLoads: 200,
+		p1Events:  10_000,
+		l1Appends: 100,
 		fillBatch: 1000,
 	}
 }
@@ -50,7 +59,10 @@ func tinySizes() sizes {
 		w3Writers: 8, w3Appends: 3, w3Streams: 2,
 		w4Writers: 8, w4Appends: 3, w4Streams: 4,
 		r1Events: 50, r1Reads: 2,
-		r2Events:  300,
+		r2Events: 300,
+		a1Events: 50, a1Loads: 2, a1MemLoads: 2,
+		p1Events:  300,
+		l1Appends: 10,
 		fillBatch: 100,
 	}
 }
@@ -64,6 +76,18 @@ type sample struct {
 	conflicts int     // version conflicts met (workloads that count them)
 	peakHeap  uint64  // heap growth over the baseline, in bytes (workloads that measure it)
 	check     string  // outcome of the workload's check: "ok" or what is wrong
+	// extras are further figures, by key (see workload.extras).
+	extras map[string]float64
+}
+
+// extra is a further figure a workload reports in its notes: the median
+// over the runs of sample.extras[key], for each side that measured it.
+type extra struct {
+	key, label string
+	format     func(float64) string
+	// costRatio adds Cairn's figure over the floor's (for figures where
+	// lower is better, such as a cost per event).
+	costRatio bool
 }
 
 // measureFunc runs one side of a workload once on a fresh database.
@@ -79,13 +103,18 @@ type workload struct {
 	unit  string // of sample.value; defaultUnit for most
 	cairn measureFunc
 	floor measureFunc
+	// format formats the figures of the Cairn and floor columns; nil
+	// means formatValue.
+	format func(float64) string
 	// What the notes report besides the figures.
 	conflicts, heap, check bool
+	extras                 []extra
 }
 
-// allWorkloads lists the workloads in report order. Later parts of Cairn
-// add theirs here (A1 aggregate load, P1 projector catch-up, L1 live
-// latency), each with its own pair of measureFuncs.
+// allWorkloads lists the workloads in report order: the event store's
+// (W*, R*), which run the same driver on both sides, then those of the
+// aggregate (A1) and projector (P1, L1) packages, each with its own pair
+// of measureFuncs.
 func allWorkloads() []workload {
 	contended := storeWorkload("W4", "8 writers, 4 shared streams, read version + append, retry on conflict", appendContended)
 	contended.conflicts, contended.check = true, true
@@ -98,6 +127,36 @@ func allWorkloads() []workload {
 		contended,
 		storeWorkload("R1", "read a 1,000-event stream", readOneStream),
 		readAll,
+		{
+			id:     "A1",
+			title:  "load a 1,000-event aggregate, On<Event> dispatch",
+			unit:   "loads/s",
+			cairn:  loadAggregate(false),
+			floor:  loadAggregateFloor,
+			extras: []extra{{key: extraFold, label: "in-memory replay", format: formatNs("ns/event"), costRatio: true}},
+		},
+		{
+			id:    "A1S",
+			title: "A1 from a snapshot at version 1,000 (floor: A1's)",
+			unit:  "loads/s",
+			cairn: loadAggregate(true),
+			floor: loadAggregateFloor,
+		},
+		{
+			id:    "P1",
+			title: "projector catch-up into a table",
+			unit:  defaultUnit,
+			cairn: catchUp,
+			floor: catchUpFloor,
+		},
+		{
+			id:     "L1",
+			title:  "live latency, Append returned → projector committed",
+			unit:   "ms, median",
+			cairn:  liveLatency,
+			format: formatMs,
+			extras: []extra{{key: extraP99, label: "p99", format: func(v float64) string { return formatMs(v) + " ms" }}},
+		},
 	}
 }
 
