@@ -223,15 +223,10 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 		return err
 	}
 	t := s.q.t
-	timeout := strconv.FormatInt(s.opts.WriteTimeout.Milliseconds(), 10) + "ms"
 	lockFirst := in.attempt >= 2
 	return rawPgx(ctx, s.db, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
-		b.Queue("BEGIN")
-		// Generic plans: the write statements take arrays, and custom
-		// planning of them costs more than their execution.
-		b.Queue("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true), "+
-			"set_config('idle_in_transaction_session_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)", timeout)
+		queueBegin(b, s.opts.WriteTimeout)
 		if lockFirst {
 			b.Queue("SELECT pg_advisory_xact_lock($1)", keys.writeLock)
 		}
@@ -253,19 +248,7 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 					return err
 				}
 			}
-			rows, _ := br.Query()
-			var id string
-			var version *int64
-			var deleted bool
-			_, err := pgx.ForEachRow(rows, []any{&id, &version, &deleted}, func() error {
-				st := streamState{deleted: deleted, exists: version != nil || deleted}
-				if version != nil {
-					st.version = *version
-				}
-				states[id] = st
-				return nil
-			})
-			if err != nil {
+			if err := scanStates(br, states); err != nil {
 				return err
 			}
 			if len(in.ids) > 0 {
@@ -358,14 +341,7 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
-			tag, err := br.Exec()
-			if err != nil {
-				return err
-			}
-			if tag.String() != "COMMIT" {
-				return fmt.Errorf("commit: server answered %q", tag.String())
-			}
-			return br.Close()
+			return execCommit(br)
 		}()
 		if err != nil {
 			rollback(c)
@@ -379,6 +355,48 @@ func (postgresDialect) write(ctx context.Context, s *Store, in writeInput, decid
 // deleteStream runs under the advisory write lock, so no append can slip
 // between its check and its deletion: appends that read the stream before
 // fail their tombstone check and are tried again.
+// queueBegin queues the start of a write transaction: BEGIN, then the
+// transaction's timeouts and generic plans — the write statements take
+// arrays, and custom planning of them costs more than their execution.
+func queueBegin(b *pgx.Batch, timeout time.Duration) {
+	b.Queue("BEGIN")
+	b.Queue("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true), "+
+		"set_config('idle_in_transaction_session_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)",
+		strconv.FormatInt(timeout.Milliseconds(), 10)+"ms")
+}
+
+// scanStates reads the next result of br, a streamStates query, into
+// states.
+func scanStates(br pgx.BatchResults, states map[string]streamState) error {
+	rows, _ := br.Query()
+	var id string
+	var version *int64
+	var deleted bool
+	_, err := pgx.ForEachRow(rows, []any{&id, &version, &deleted}, func() error {
+		st := streamState{deleted: deleted, exists: version != nil || deleted}
+		if version != nil {
+			st.version = *version
+		}
+		states[id] = st
+		return nil
+	})
+	return err
+}
+
+// execCommit reads the result of the COMMIT that ends br's batch and
+// closes br. A transaction that failed earlier answers ROLLBACK, not an
+// error: that is reported as one.
+func execCommit(br pgx.BatchResults) error {
+	tag, err := br.Exec()
+	if err != nil {
+		return err
+	}
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: server answered %q", tag.String())
+	}
+	return br.Close()
+}
+
 func (postgresDialect) deleteStream(ctx context.Context, s *Store, streamID string, check func(streamState) error) error {
 	keys, err := s.pgNames.get(ctx, s)
 	if err != nil {
@@ -446,7 +464,6 @@ func (postgresDialect) writeDirect(ctx context.Context, s *Store, live []*reques
 	if err != nil {
 		return err
 	}
-	timeout := strconv.FormatInt(s.opts.WriteTimeout.Milliseconds(), 10) + "ms"
 	now := s.opts.Now().UTC().Truncate(time.Microsecond)
 
 	nreq := len(live)
@@ -489,11 +506,7 @@ func (postgresDialect) writeDirect(ctx context.Context, s *Store, live []*reques
 
 	return rawPgx(ctx, s.db, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
-		b.Queue("BEGIN")
-		// Generic plans: the write statements take arrays, and custom
-		// planning of them costs more than their execution.
-		b.Queue("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true), "+
-			"set_config('idle_in_transaction_session_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)", timeout)
+		queueBegin(b, s.opts.WriteTimeout)
 		b.Queue("SELECT pg_advisory_xact_lock($1)", keys.writeLock)
 		b.Queue(s.q.insertDirect, reqIdx, reqStreams, kinds, exacts,
 			evReq, offsets, ids, types, schemas, datas, metas, causes, corrs, now)
@@ -501,7 +514,6 @@ func (postgresDialect) writeDirect(ctx context.Context, s *Store, live []*reques
 		b.Queue(s.q.streamStates, reqStreams)
 		b.Queue("COMMIT")
 		states := make(map[string]streamState, nreq)
-		inserted := 0
 		err := func() error {
 			br := c.SendBatch(ctx, b)
 			defer br.Close()
@@ -516,7 +528,6 @@ func (postgresDialect) writeDirect(ctx context.Context, s *Store, live []*reques
 			if _, err := pgx.ForEachRow(rows, []any{&pos, &eid, &version}, func() error {
 				if ev := byID[eid]; ev != nil {
 					ev.position, ev.version = pos, version
-					inserted++
 				}
 				return nil
 			}); err != nil {
@@ -525,28 +536,10 @@ func (postgresDialect) writeDirect(ctx context.Context, s *Store, live []*reques
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
-			rows, _ = br.Query()
-			var id string
-			var v *int64
-			var deleted bool
-			if _, err := pgx.ForEachRow(rows, []any{&id, &v, &deleted}, func() error {
-				st := streamState{deleted: deleted, exists: v != nil || deleted}
-				if v != nil {
-					st.version = *v
-				}
-				states[id] = st
-				return nil
-			}); err != nil {
+			if err := scanStates(br, states); err != nil {
 				return err
 			}
-			tag, err := br.Exec()
-			if err != nil {
-				return err
-			}
-			if tag.String() != "COMMIT" {
-				return fmt.Errorf("commit: server answered %q", tag.String())
-			}
-			return br.Close()
+			return execCommit(br)
 		}()
 		if err != nil {
 			rollback(c)

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strconv"
 	"strings"
@@ -97,7 +98,7 @@ func (tx *sqliteTx) rollback() {
 	defer cancel()
 	if _, err := tx.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 		// The connection's state is unknown: make the pool drop it.
-		tx.conn.Raw(func(any) error { return errBadConn })
+		tx.conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	tx.conn.Close()
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
-	"log/slog"
 	"maps"
 	"reflect"
 	"strings"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/eventstore/sqlitedb"
 	"github.com/cairnhq/cairn/internal/testdb"
 )
 
@@ -59,62 +56,18 @@ func newRegistry() *event.Registry {
 	return reg
 }
 
-// testLogger sends the store's logs to t's output while t runs, and drops
-// them once its cleanup starts (background goroutines may log while the
-// database closes).
-func testLogger(t testing.TB) *slog.Logger {
-	w := &cutoffWriter{w: t.Output()}
-	t.Cleanup(w.cut)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type cutoffWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	off bool
-}
-
-func (c *cutoffWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.off {
-		return len(p), nil
-	}
-	return c.w.Write(p)
-}
-
-func (c *cutoffWriter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off = true
-}
-
 // newStore returns a store over db, closed (if the store has a Close
 // method) when t ends, before the database closes.
 func newStore(t testing.TB, db *gorm.DB, reg *event.Registry, opts eventstore.Options) *eventstore.Store {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
+		opts.Logger = testdb.Logger(t)
 	}
 	s, err := eventstore.New(db, reg, opts)
 	if err != nil {
 		t.Fatalf("eventstore.New() = %v, want nil", err)
 	}
-	closeAtCleanup(t, s)
 	return s
-}
-
-func closeAtCleanup(t testing.TB, s *eventstore.Store) {
-	switch c := any(s).(type) {
-	case interface{ Close() error }:
-		t.Cleanup(func() {
-			if err := c.Close(); err != nil {
-				t.Errorf("Close() = %v, want nil", err)
-			}
-		})
-	case interface{ Close() }:
-		t.Cleanup(c.Close)
-	}
 }
 
 // migrate runs s.Migrate and fails t on error.
@@ -137,7 +90,7 @@ func setup(t *testing.T, kind testdb.Kind, opts eventstore.Options) (testdb.DB, 
 // openAgain opens a second, independent connection pool to db.
 func openAgain(t testing.TB, db testdb.DB) *gorm.DB {
 	t.Helper()
-	g, err := openDSN(db.Kind, db.DSN)
+	g, err := testdb.Open(db.Kind, db.DSN)
 	if err != nil {
 		t.Fatalf("open %s again: %v", db.Kind, err)
 	}
@@ -147,16 +100,6 @@ func openAgain(t testing.TB, db testdb.DB) *gorm.DB {
 		}
 	})
 	return g
-}
-
-func openDSN(kind testdb.Kind, dsn string) (*gorm.DB, error) {
-	switch kind {
-	case testdb.SQLite:
-		return sqlitedb.Open(dsn, sqlitedb.Options{})
-	case testdb.Postgres:
-		return testdb.OpenPostgres(dsn)
-	}
-	return nil, fmt.Errorf("unknown database kind %q", kind)
 }
 
 // mustAppend appends and fails t on error.

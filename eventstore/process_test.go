@@ -44,7 +44,7 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("child process of the multi-process tests")
 	}
 	kind := testdb.Kind(os.Getenv(envKind))
-	db, err := openDSN(kind, os.Getenv(envDSN))
+	db, err := testdb.Open(kind, os.Getenv(envDSN))
 	if err != nil {
 		t.Fatalf("open %s: %v", kind, err)
 	}

@@ -3,19 +3,14 @@ package eventstore
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/cairnhq/cairn/event"
 )
-
-var errBadConn = driver.ErrBadConn
 
 // Migrate creates the store's tables and indexes if they do not exist. It
 // is safe to run again, and from several processes at once: the DDL runs in
@@ -434,5 +429,3 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (event.Snapsh
 	snap.RecordedAt = recorded.t
 	return snap, true, nil
 }
-
-var _ uuid.UUID // event IDs scan through uuid.UUID's sql.Scanner

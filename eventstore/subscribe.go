@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"iter"
@@ -289,7 +290,7 @@ func (l *pgListener) listen(ctx context.Context) error {
 	// (it is still registered as a listener).
 	err = rawPgx(ctx, l.s.db, func(c *pgx.Conn) error {
 		err := loop(c)
-		return errors.Join(err, errBadConn)
+		return errors.Join(err, driver.ErrBadConn)
 	})
 	return err
 }

@@ -2,8 +2,6 @@ package processing_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/eventstore/sqlitedb"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 )
@@ -32,56 +29,16 @@ func newRegistry() *event.Registry {
 	return reg
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	w := &cutoffWriter{w: t.Output()}
-	t.Cleanup(w.cut)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type cutoffWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	off bool
-}
-
-func (c *cutoffWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.off {
-		return len(p), nil
-	}
-	return c.w.Write(p)
-}
-
-func (c *cutoffWriter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off = true
-}
-
 func newStore(t testing.TB, db *gorm.DB) *eventstore.Store {
 	t.Helper()
-	s, err := eventstore.New(db, newRegistry(), eventstore.Options{Logger: testLogger(t), PollInterval: 50 * time.Millisecond})
+	s, err := eventstore.New(db, newRegistry(), eventstore.Options{Logger: testdb.Logger(t), PollInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("eventstore.New() = %v, want nil", err)
-	}
-	switch c := any(s).(type) {
-	case interface{ Close() error }:
-		t.Cleanup(func() { c.Close() })
-	case interface{ Close() }:
-		t.Cleanup(c.Close)
 	}
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate() = %v, want nil", err)
 	}
 	return s
-}
-
-func openDSN(kind testdb.Kind, dsn string) (*gorm.DB, error) {
-	if kind == testdb.Postgres {
-		return testdb.OpenPostgres(dsn)
-	}
-	return sqlitedb.Open(dsn, sqlitedb.Options{})
 }
 
 func appendEvents(t testing.TB, s *eventstore.Store, stream string, data ...any) []event.Event {
@@ -137,7 +94,7 @@ func (r *recorder) positions() []int64 {
 func newProcessor(t testing.TB, s *eventstore.Store, name string, h processing.Handler, opts processing.Options) *processing.Processor {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
+		opts.Logger = testdb.Logger(t)
 	}
 	p, err := processing.New(s, name, h, opts)
 	if err != nil {

@@ -224,7 +224,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		db := testdb.New(t, kind)
 		var wg sync.WaitGroup
 		for range 4 {
-			g, err := openDSN(kind, db.DSN)
+			g, err := testdb.Open(kind, db.DSN)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,7 +233,7 @@ func TestMigrateConcurrently(t *testing.T) {
 					s.Close()
 				}
 			})
-			s, err := eventstore.New(g, newRegistry(), eventstore.Options{Logger: testLogger(t)})
+			s, err := eventstore.New(g, newRegistry(), eventstore.Options{Logger: testdb.Logger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -31,7 +31,7 @@ func ledgerProjector(b testing.TB, s projector.Store, name, table string, batche
 	b.Helper()
 	var rows []ledgerRow
 	opts := projector.Options{
-		Processing: processing.Options{Logger: testLogger(b), ErrorHandler: processing.NoRetry{}},
+		Processing: processing.Options{Logger: testdb.Logger(b), ErrorHandler: processing.NoRetry{}},
 		Tables:     []string{table},
 		Setup: func(ctx context.Context, tx *gorm.DB) error {
 			return tx.Exec(`CREATE TABLE IF NOT EXISTS ` + table + ` (position bigint PRIMARY KEY, stream text NOT NULL, amount bigint NOT NULL)`).Error

@@ -29,7 +29,7 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv(envHelper) == "" {
 		t.Skip("child process of TestCrashRecovery")
 	}
-	db, err := openDSN(testdb.Kind(os.Getenv(envKind)), os.Getenv(envDSN))
+	db, err := testdb.Open(testdb.Kind(os.Getenv(envKind)), os.Getenv(envDSN))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package projector_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/eventstore/sqlitedb"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/projector"
@@ -42,59 +39,17 @@ func newRegistry() *event.Registry {
 	return reg
 }
 
-// testLogger sends logs to t's output while t runs, and drops them once
-// its cleanup starts.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &cutoffWriter{w: t.Output()}
-	t.Cleanup(w.cut)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type cutoffWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	off bool
-}
-
-func (c *cutoffWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.off {
-		return len(p), nil
-	}
-	return c.w.Write(p)
-}
-
-func (c *cutoffWriter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off = true
-}
-
 // newStore returns a migrated store over db.
 func newStore(t testing.TB, db *gorm.DB) *eventstore.Store {
 	t.Helper()
-	s, err := eventstore.New(db, newRegistry(), eventstore.Options{Logger: testLogger(t), PollInterval: 50 * time.Millisecond})
+	s, err := eventstore.New(db, newRegistry(), eventstore.Options{Logger: testdb.Logger(t), PollInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("eventstore.New() = %v, want nil", err)
-	}
-	switch c := any(s).(type) {
-	case interface{ Close() error }:
-		t.Cleanup(func() { c.Close() })
-	case interface{ Close() }:
-		t.Cleanup(c.Close)
 	}
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate() = %v, want nil", err)
 	}
 	return s
-}
-
-func openDSN(kind testdb.Kind, dsn string) (*gorm.DB, error) {
-	if kind == testdb.Postgres {
-		return testdb.OpenPostgres(dsn)
-	}
-	return sqlitedb.Open(dsn, sqlitedb.Options{})
 }
 
 // fill appends n events to streams acct-0 … acct-(streams-1), chunk events
@@ -137,7 +92,7 @@ type account struct {
 func accountsProjector(t testing.TB, s projector.Store, name, table string, opts processing.Options) *projector.Projector {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
+		opts.Logger = testdb.Logger(t)
 	}
 	p, err := projector.New(s, name, projector.Options{
 		Processing: opts,

@@ -123,7 +123,7 @@ func newFailingProjector(t *testing.T, s *eventstore.Store, name string, failAt 
 		Processing: processing.Options{
 			BatchSize:    100,
 			ErrorHandler: eh,
-			Logger:       testLogger(t),
+			Logger:       testdb.Logger(t),
 			OnError: func(f processing.Failure) {
 				fp.mu.Lock()
 				defer fp.mu.Unlock()
@@ -278,7 +278,7 @@ func TestUndecodableEvent(t *testing.T) {
 		fill(t, s, 300, 3, 100)
 		reg := event.NewRegistry(event.RegistryOptions{})
 		event.MustRegister[otherDeposited](reg, "deposited")
-		w, err := eventstore.New(db.Gorm, reg, eventstore.Options{Logger: testLogger(t)})
+		w, err := eventstore.New(db.Gorm, reg, eventstore.Options{Logger: testdb.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

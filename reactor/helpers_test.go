@@ -3,8 +3,6 @@ package reactor_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/eventstore/sqlitedb"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/reactor"
@@ -42,56 +39,16 @@ func newRegistry() *event.Registry {
 	return reg
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	w := &cutoffWriter{w: t.Output()}
-	t.Cleanup(w.cut)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type cutoffWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	off bool
-}
-
-func (c *cutoffWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.off {
-		return len(p), nil
-	}
-	return c.w.Write(p)
-}
-
-func (c *cutoffWriter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off = true
-}
-
 func newStore(t testing.TB, db *gorm.DB) *eventstore.Store {
 	t.Helper()
-	s, err := eventstore.New(db, newRegistry(), eventstore.Options{Logger: testLogger(t), PollInterval: 50 * time.Millisecond})
+	s, err := eventstore.New(db, newRegistry(), eventstore.Options{Logger: testdb.Logger(t), PollInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("eventstore.New() = %v, want nil", err)
-	}
-	switch c := any(s).(type) {
-	case interface{ Close() error }:
-		t.Cleanup(func() { c.Close() })
-	case interface{ Close() }:
-		t.Cleanup(c.Close)
 	}
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate() = %v, want nil", err)
 	}
 	return s
-}
-
-func openDSN(kind testdb.Kind, dsn string) (*gorm.DB, error) {
-	if kind == testdb.Postgres {
-		return testdb.OpenPostgres(dsn)
-	}
-	return sqlitedb.Open(dsn, sqlitedb.Options{})
 }
 
 // fill appends n events to streams acct-0 … acct-(streams-1), chunk per
@@ -128,7 +85,7 @@ func fill(t testing.TB, s *eventstore.Store, n, streams, chunk int) int64 {
 func receiptReactor(t testing.TB, s reactor.Store, name string, opts processing.Options, calls *atomic.Int64) *reactor.Reactor {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
+		opts.Logger = testdb.Logger(t)
 	}
 	r, err := reactor.New(s, name, reactor.Options{Processing: opts})
 	if err != nil {

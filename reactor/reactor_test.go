@@ -69,7 +69,7 @@ func TestRetryAfterEmitDoesNotDuplicate(t *testing.T) {
 		var fails atomic.Int64
 		var failures []processing.Failure
 		r, err := reactor.New(s, "flaky", reactor.Options{Processing: processing.Options{
-			Logger:       testLogger(t),
+			Logger:       testdb.Logger(t),
 			BatchSize:    30,
 			ErrorHandler: processing.ConstantRetry{Delay: time.Millisecond, MaxAttempts: 5},
 			OnError:      func(f processing.Failure) { failures = append(failures, f) },

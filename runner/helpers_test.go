@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/eventstore/sqlitedb"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/projector"
@@ -45,35 +43,6 @@ func newRegistry() *event.Registry {
 	return reg
 }
 
-// testLogger sends logs to t's output while t runs, and drops them once
-// its cleanup starts.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &cutoffWriter{w: t.Output()}
-	t.Cleanup(w.cut)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type cutoffWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	off bool
-}
-
-func (c *cutoffWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.off {
-		return len(p), nil
-	}
-	return c.w.Write(p)
-}
-
-func (c *cutoffWriter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off = true
-}
-
 // newStore returns a migrated store over db.
 func newStore(t testing.TB, db *gorm.DB, log *slog.Logger) *eventstore.Store {
 	t.Helper()
@@ -81,23 +50,10 @@ func newStore(t testing.TB, db *gorm.DB, log *slog.Logger) *eventstore.Store {
 	if err != nil {
 		t.Fatalf("eventstore.New() = %v, want nil", err)
 	}
-	switch c := any(s).(type) {
-	case interface{ Close() error }:
-		t.Cleanup(func() { c.Close() })
-	case interface{ Close() }:
-		t.Cleanup(c.Close)
-	}
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate() = %v, want nil", err)
 	}
 	return s
-}
-
-func openDSN(kind testdb.Kind, dsn string) (*gorm.DB, error) {
-	if kind == testdb.Postgres {
-		return testdb.OpenPostgres(dsn)
-	}
-	return sqlitedb.Open(dsn, sqlitedb.Options{})
 }
 
 // fill appends n events to streams acct-0 … acct-(streams-1), chunk events
@@ -316,7 +272,7 @@ func runInBackground(t testing.TB, r *runner.Runner) (stop func() error) {
 // returns it.
 func rebuild(t testing.TB, s *eventstore.Store, db *gorm.DB, head int64) map[string]account {
 	t.Helper()
-	clean := accountsProjector(t, s, "accounts-clean", "accounts_clean", accountsOptions{processing: processing.Options{Logger: testLogger(t), ErrorHandler: processing.NoRetry{}}})
+	clean := accountsProjector(t, s, "accounts-clean", "accounts_clean", accountsOptions{processing: processing.Options{Logger: testdb.Logger(t), ErrorHandler: processing.NoRetry{}}})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- clean.Run(ctx) }()

@@ -48,7 +48,7 @@ func TestHelperProcess(t *testing.T) {
 		return d
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	db, err := openDSN(testdb.Kind(os.Getenv(envKind)), os.Getenv(envDSN))
+	db, err := testdb.Open(testdb.Kind(os.Getenv(envKind)), os.Getenv(envDSN))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestShutdown(t *testing.T) {
 	}
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm, testLogger(t))
+		s := newStore(t, db.Gorm, testdb.Logger(t))
 		head := fill(t, s, 10_000, 30, 500)
 		accountsProjector(t, s, "accounts", "accounts", accountsOptions{}) // migrate before the child
 		const grace = 5 * time.Second
@@ -220,7 +220,7 @@ func TestFailover(t *testing.T) {
 	}
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm, testLogger(t))
+		s := newStore(t, db.Gorm, testdb.Logger(t))
 		head := fill(t, s, 10_000, 30, 500)
 		accountsProjector(t, s, "accounts", "accounts", accountsOptions{})
 		const lease = time.Second
@@ -262,7 +262,7 @@ func TestFencing(t *testing.T) {
 		t.Skip("starts child processes")
 	}
 	db := testdb.New(t, testdb.Postgres)
-	s := newStore(t, db.Gorm, testLogger(t))
+	s := newStore(t, db.Gorm, testdb.Logger(t))
 	head := fill(t, s, 10_000, 30, 500)
 	accountsProjector(t, s, "accounts", "accounts", accountsOptions{})
 	const lease = time.Second

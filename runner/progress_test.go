@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/eventstore/sqlitedb"
+	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/runner"
 )
@@ -61,10 +62,10 @@ func TestProgress(t *testing.T) {
 		}
 		sqlDB, _ := db.DB()
 		defer sqlDB.Close()
-		s := newStore(t, db, testLogger(t))
+		s := newStore(t, db, testdb.Logger(t))
 		head := fill(t, s, 2000, 10, 100)
 		p := accountsProjector(t, s, "accounts", "accounts", accountsOptions{
-			processing: processing.Options{BatchSize: 100, Logger: testLogger(t)},
+			processing: processing.Options{BatchSize: 100, Logger: testdb.Logger(t)},
 			batchDelay: time.Second,
 		})
 		logs := &records{}

@@ -33,7 +33,7 @@ var errBroken = errors.New("broken handler")
 // brokenProjector fails at every deposit.
 func brokenProjector(t testing.TB, s *eventstore.Store, name string, eh processing.ErrorHandler) *projector.Projector {
 	t.Helper()
-	p, err := projector.New(s, name, projector.Options{Processing: processing.Options{Logger: testLogger(t), ErrorHandler: eh}})
+	p, err := projector.New(s, name, projector.Options{Processing: processing.Options{Logger: testdb.Logger(t), ErrorHandler: eh}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +62,13 @@ func processorStatus(t testing.TB, st runner.Status, name string) runner.Process
 func TestIsolation(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm, testLogger(t))
+		s := newStore(t, db.Gorm, testdb.Logger(t))
 		head := fill(t, s, 3000, 20, 100)
-		opts := processing.Options{Logger: testLogger(t), ErrorHandler: processing.NoRetry{}}
+		opts := processing.Options{Logger: testdb.Logger(t), ErrorHandler: processing.NoRetry{}}
 		working := accountsProjector(t, s, "accounts", "accounts", accountsOptions{processing: opts})
 		retrying := brokenProjector(t, s, "retrying", processing.ConstantRetry{Delay: 10 * time.Millisecond})
 		failing := brokenProjector(t, s, "failing", processing.NoRetry{})
-		r, err := runner.New(s, runner.Options{Logger: testLogger(t)}, retrying, working, failing)
+		r, err := runner.New(s, runner.Options{Logger: testdb.Logger(t)}, retrying, working, failing)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,9 +118,9 @@ func TestIsolation(t *testing.T) {
 // has failed.
 func TestAllFailed(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := newStore(t, db.Gorm, testLogger(t))
+	s := newStore(t, db.Gorm, testdb.Logger(t))
 	fill(t, s, 10, 1, 10)
-	r, err := runner.New(s, runner.Options{Logger: testLogger(t)}, brokenProjector(t, s, "a", processing.NoRetry{}), brokenProjector(t, s, "b", processing.NoRetry{}))
+	r, err := runner.New(s, runner.Options{Logger: testdb.Logger(t)}, brokenProjector(t, s, "a", processing.NoRetry{}), brokenProjector(t, s, "b", processing.NoRetry{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestAllFailed(t *testing.T) {
 
 func TestNewRejectsBadInput(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := newStore(t, db.Gorm, testLogger(t))
+	s := newStore(t, db.Gorm, testdb.Logger(t))
 	a := brokenProjector(t, s, "a", nil)
 	for name, fn := range map[string]func() (*runner.Runner, error){
 		"nil store":       func() (*runner.Runner, error) { return runner.New(nil, runner.Options{}, a) },
@@ -163,11 +163,11 @@ func TestNewRejectsBadInput(t *testing.T) {
 func TestStatusHandler(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm, testLogger(t))
+		s := newStore(t, db.Gorm, testdb.Logger(t))
 		head := fill(t, s, 50, 3, 10)
-		working := accountsProjector(t, s, "accounts", "accounts", accountsOptions{processing: processing.Options{Logger: testLogger(t)}})
+		working := accountsProjector(t, s, "accounts", "accounts", accountsOptions{processing: processing.Options{Logger: testdb.Logger(t)}})
 		failing := brokenProjector(t, s, "failing", processing.NoRetry{})
-		r, err := runner.New(s, runner.Options{Logger: testLogger(t)}, working, failing)
+		r, err := runner.New(s, runner.Options{Logger: testdb.Logger(t)}, working, failing)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,9 +9,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,4 +167,44 @@ func NewSchema(t testing.TB, base string) (dsn string, drop func()) {
 			t.Errorf("testdb: drop schema %s: %v", schema, err)
 		}
 	}
+}
+
+// Open opens a database of the kind from a DSN made by [New]: a SQLite file
+// path or a PostgreSQL URL. Child processes of a test use it to open the
+// test's database.
+func Open(kind Kind, dsn string) (*gorm.DB, error) {
+	if kind == Postgres {
+		return OpenPostgres(dsn)
+	}
+	return sqlitedb.Open(dsn, sqlitedb.Options{})
+}
+
+// Logger returns a logger that writes to t's output while t runs and drops
+// what is logged once t's cleanup starts: background goroutines may still
+// log while the database closes, after t may no longer be written to.
+func Logger(t testing.TB) *slog.Logger {
+	w := &cutoffWriter{w: t.Output()}
+	t.Cleanup(w.cut)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type cutoffWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	off bool
+}
+
+func (c *cutoffWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.off {
+		return len(p), nil
+	}
+	return c.w.Write(p)
+}
+
+func (c *cutoffWriter) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off = true
 }
