@@ -36,6 +36,7 @@ type VersionConflictError struct {
 	Actual int64
 }
 
+// Error describes the failure.
 func (e *VersionConflictError) Error() string {
 	return fmt.Sprintf("event: version conflict on stream %q: expected %s, stream is at %d",
 		e.StreamID, e.Expected, e.Actual)
@@ -58,6 +59,7 @@ type DecodeError struct {
 	Err      error
 }
 
+// Error describes the failure.
 func (e *DecodeError) Error() string {
 	if e.Position > 0 {
 		return fmt.Sprintf("event: decode %q (schema %d) at position %d (stream %q, version %d): %v",

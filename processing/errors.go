@@ -37,6 +37,7 @@ func NewEventError(e event.Event, err error) *EventError {
 	return &EventError{Position: e.Position, StreamID: e.StreamID, Type: e.Type, Err: err}
 }
 
+// Error describes the failure.
 func (e *EventError) Error() string {
 	return fmt.Sprintf("handle %q at position %d (stream %q): %v", e.Type, e.Position, e.StreamID, e.Err)
 }
@@ -52,6 +53,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error describes the failure.
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // Unwrap returns Value when it is an error.
