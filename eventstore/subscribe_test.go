@@ -357,7 +357,7 @@ func TestSubscribeListenOnPostgres(t *testing.T) {
 	q := u.Query()
 	q.Set("application_name", appName)
 	u.RawQuery = q.Encode()
-	subDB, err := testdb.OpenPostgres(u.String())
+	subDB, err := eventstore.OpenPostgres(u.String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,11 @@
 // temporary directory, or a fresh schema in the PostgreSQL database named by
 // CAIRN_POSTGRES_DSN. Each database is removed when the test ends, so tests
 // can run in parallel and leave nothing behind.
+//
+// PostgreSQL databases are opened with [eventstore.OpenPostgres], so tests
+// run on the pool the store documents. testdb therefore imports eventstore:
+// tests inside package eventstore (rather than eventstore_test) cannot use
+// it.
 package testdb
 
 import (
@@ -9,21 +14,19 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
+	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/eventstore/sqlitedb"
+	"github.com/cairnhq/cairn/internal/testkit"
 )
 
 // EnvPostgres names the environment variable that holds the PostgreSQL DSN.
@@ -85,6 +88,29 @@ func NewSQLite(t testing.TB, opts sqlitedb.Options) DB {
 	return newSQLite(t, opts)
 }
 
+// NewDSN creates an empty database of the given kind for t, like [New],
+// but does not open it: it returns the DSN that [Open] takes (a file path
+// in a temporary directory for SQLite, a URL whose search_path is a new
+// schema for PostgreSQL). The database is removed when t ends; close
+// whatever opened it before (cleanups registered later run first).
+func NewDSN(t testing.TB, kind Kind) string {
+	t.Helper()
+	switch kind {
+	case SQLite:
+		return filepath.Join(t.TempDir(), "cairn.db")
+	case Postgres:
+		base := os.Getenv(EnvPostgres)
+		if base == "" {
+			t.Skipf("testdb: %s not set", EnvPostgres)
+		}
+		dsn, drop := NewSchema(t, base)
+		t.Cleanup(drop)
+		return dsn
+	}
+	t.Fatalf("testdb: unknown kind %q", kind)
+	return ""
+}
+
 func newSQLite(t testing.TB, opts sqlitedb.Options) DB {
 	path := filepath.Join(t.TempDir(), "cairn.db")
 	db, err := sqlitedb.Open(path, opts)
@@ -105,7 +131,7 @@ func newPostgres(t testing.TB) DB {
 		t.Skipf("testdb: %s not set", EnvPostgres)
 	}
 	dsn, drop := NewSchema(t, base)
-	db, err := OpenPostgres(dsn)
+	db, err := eventstore.OpenPostgres(dsn)
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
@@ -116,21 +142,6 @@ func newPostgres(t testing.TB) DB {
 		drop()
 	})
 	return DB{Kind: Postgres, Gorm: db, DSN: dsn}
-}
-
-// OpenPostgres opens dsn the way eventstore.OpenPostgres does: gorm with
-// SQL logging silenced and a pool that keeps idle connections.
-func OpenPostgres(dsn string) (*gorm.DB, error) {
-	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		return nil, err
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, err
-	}
-	sqlDB.SetMaxIdleConns(16)
-	return db, nil
 }
 
 // NewSchema creates a schema with a random name in the database of base and
@@ -174,37 +185,11 @@ func NewSchema(t testing.TB, base string) (dsn string, drop func()) {
 // test's database.
 func Open(kind Kind, dsn string) (*gorm.DB, error) {
 	if kind == Postgres {
-		return OpenPostgres(dsn)
+		return eventstore.OpenPostgres(dsn)
 	}
 	return sqlitedb.Open(dsn, sqlitedb.Options{})
 }
 
-// Logger returns a logger that writes to t's output while t runs and drops
-// what is logged once t's cleanup starts: background goroutines may still
-// log while the database closes, after t may no longer be written to.
-func Logger(t testing.TB) *slog.Logger {
-	w := &cutoffWriter{w: t.Output()}
-	t.Cleanup(w.cut)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type cutoffWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	off bool
-}
-
-func (c *cutoffWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.off {
-		return len(p), nil
-	}
-	return c.w.Write(p)
-}
-
-func (c *cutoffWriter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off = true
-}
+// Logger is [testkit.Logger]: a logger that writes to t's output while t
+// runs.
+func Logger(t testing.TB) *slog.Logger { return testkit.Logger(t) }
