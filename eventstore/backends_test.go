@@ -12,6 +12,7 @@ import (
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 )
 
 type Measure struct {
@@ -35,21 +36,21 @@ func TestSameAnswerOnBothBackends(t *testing.T) {
 		data  []any
 		opts  []event.AppendOption
 	}{
-		{name: "NUL_in_data", data: []any{Note{Text: "a\x00b"}}},
-		{name: "NUL_in_metadata_value", data: []any{Note{}}, opts: []event.AppendOption{event.WithMetadata(map[string]string{"k": "a\x00b"})}},
-		{name: "NUL_in_metadata_key", data: []any{Note{}}, opts: []event.AppendOption{event.WithMetadata(map[string]string{"a\x00b": "v"})}},
-		{name: "NUL_in_causation_ID", data: []any{Note{}}, opts: []event.AppendOption{event.WithCausationID("a\x00b")}},
-		{name: "NUL_in_correlation_ID", data: []any{Note{}}, opts: []event.AppendOption{event.WithCorrelationID("a\x00b")}},
-		{name: "invalid_UTF-8_in_data", data: []any{Note{Text: "a\xffb"}}},
-		{name: "invalid_UTF-8_in_metadata", data: []any{Note{}}, opts: []event.AppendOption{event.WithMetadata(map[string]string{"k": "a\xffb"})}},
-		{name: "invalid_UTF-8_in_causation_ID", data: []any{Note{}}, opts: []event.AppendOption{event.WithCausationID("a\xffb")}},
-		{name: "empty_metadata_key", data: []any{Note{}}, opts: []event.AppendOption{event.WithMetadata(map[string]string{"": "v"})}},
-		{name: "long_causation_ID", data: []any{Note{}}, opts: []event.AppendOption{event.WithCausationID(strings.Repeat("c", 10000))}},
-		{name: "line_separators_and_emoji", data: []any{Note{Text: "\u2028\u2029\U0001F680\ufeff<>&'\""}}},
+		{name: "NUL_in_data", data: []any{testkit.Noted{Text: "a\x00b"}}},
+		{name: "NUL_in_metadata_value", data: []any{testkit.Noted{}}, opts: []event.AppendOption{event.WithMetadata(map[string]string{"k": "a\x00b"})}},
+		{name: "NUL_in_metadata_key", data: []any{testkit.Noted{}}, opts: []event.AppendOption{event.WithMetadata(map[string]string{"a\x00b": "v"})}},
+		{name: "NUL_in_causation_ID", data: []any{testkit.Noted{}}, opts: []event.AppendOption{event.WithCausationID("a\x00b")}},
+		{name: "NUL_in_correlation_ID", data: []any{testkit.Noted{}}, opts: []event.AppendOption{event.WithCorrelationID("a\x00b")}},
+		{name: "invalid_UTF-8_in_data", data: []any{testkit.Noted{Text: "a\xffb"}}},
+		{name: "invalid_UTF-8_in_metadata", data: []any{testkit.Noted{}}, opts: []event.AppendOption{event.WithMetadata(map[string]string{"k": "a\xffb"})}},
+		{name: "invalid_UTF-8_in_causation_ID", data: []any{testkit.Noted{}}, opts: []event.AppendOption{event.WithCausationID("a\xffb")}},
+		{name: "empty_metadata_key", data: []any{testkit.Noted{}}, opts: []event.AppendOption{event.WithMetadata(map[string]string{"": "v"})}},
+		{name: "long_causation_ID", data: []any{testkit.Noted{}}, opts: []event.AppendOption{event.WithCausationID(strings.Repeat("c", 10000))}},
+		{name: "line_separators_and_emoji", data: []any{testkit.Noted{Text: "\u2028\u2029\U0001F680\ufeff<>&'\""}}},
 		{name: "numbers_at_their_limits", data: []any{Measure{F: math.MaxFloat64, I: math.MinInt64, U: math.MaxUint64}, Measure{F: 0.1, I: math.MaxInt64, U: 1<<53 + 1}}},
-		{name: "ID_of_a_deleted_event_in_another_stream", data: []any{Note{}}, opts: []event.AppendOption{event.WithIDs(deletedID)},
+		{name: "ID_of_a_deleted_event_in_another_stream", data: []any{testkit.Noted{}}, opts: []event.AppendOption{event.WithIDs(deletedID)},
 			setup: func(t *testing.T, s *eventstore.Store) {
-				mustAppend(t, s, "gone", event.NoStream, []any{Note{}}, event.WithIDs(deletedID))
+				testkit.MustAppend(t, s, "gone", event.NoStream, []any{testkit.Noted{}}, event.WithIDs(deletedID))
 				if err := s.DeleteStream(t.Context(), "gone", event.Any); err != nil {
 					t.Fatal(err)
 				}
@@ -59,10 +60,9 @@ func TestSameAnswerOnBothBackends(t *testing.T) {
 	for _, kind := range kinds {
 		t.Run(string(kind), func(t *testing.T) {
 			db := testdb.New(t, kind)
-			reg := newRegistry()
-			event.MustRegister[Measure](reg, "test.measure")
-			s := newStore(t, db.Gorm, reg, eventstore.Options{})
-			migrate(t, s)
+			reg := testkit.NewRegistry()
+			event.MustRegister[Measure](reg, "measure")
+			s := testkit.MigratedStore(t, db.Gorm, reg, eventstore.Options{})
 			for i, p := range probes {
 				if p.setup != nil {
 					p.setup(t, s)
@@ -87,7 +87,7 @@ func answer(t *testing.T, s *eventstore.Store, stream string, data []any, opts .
 	if err != nil {
 		return "rejected: " + errClass(err)
 	}
-	read, err := collect(s.ReadStream(t.Context(), stream, 0, 0))
+	read, err := testkit.Collect(s.ReadStream(t.Context(), stream, 0, 0))
 	if err != nil {
 		return "stored, read fails: " + errClass(err)
 	}
@@ -95,7 +95,7 @@ func answer(t *testing.T, s *eventstore.Store, stream string, data []any, opts .
 		return fmt.Sprintf("stored, read back %d of %d events", len(read), len(got))
 	}
 	for i := range got {
-		if d := diffEvent(read[i], got[i]); d != "" {
+		if d := testkit.DiffEvent(read[i], got[i]); d != "" {
 			return fmt.Sprintf("stored, event %d read back differs: %s", i, d)
 		}
 	}

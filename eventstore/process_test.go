@@ -1,18 +1,10 @@
 package eventstore_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,291 +12,41 @@ import (
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 )
 
-// Environment of a helper process (see TestHelperProcess).
+// Environment of the crash test's writer process (see TestHelperProcess).
 const (
-	envHelper  = "CAIRN_EVENTSTORE_HELPER" // "migrate" or "write"
+	envHelper  = "CAIRN_EVENTSTORE_HELPER" // set: this process is the writer
 	envKind    = "CAIRN_EVENTSTORE_KIND"
 	envDSN     = "CAIRN_EVENTSTORE_DSN"
 	envPrefix  = "CAIRN_EVENTSTORE_PREFIX"
-	envFirst   = "CAIRN_EVENTSTORE_FIRST_WRITER"
 	envWriters = "CAIRN_EVENTSTORE_WRITERS"
-	envEvents  = "CAIRN_EVENTSTORE_EVENTS" // per writer
-	envOut     = "CAIRN_EVENTSTORE_OUT"    // file for the acknowledged events
 )
 
-// TestHelperProcess is not a test: it is the child process of the
-// multi-process tests. It opens the database named by the environment,
-// prints "ready", waits for a line on stdin and then migrates the store
-// or writes events with several writers, saving what was acknowledged.
-func TestHelperProcess(t *testing.T) {
-	mode := os.Getenv(envHelper)
-	if mode == "" {
-		t.Skip("child process of the multi-process tests")
-	}
-	kind := testdb.Kind(os.Getenv(envKind))
-	db, err := testdb.Open(kind, os.Getenv(envDSN))
-	if err != nil {
-		t.Fatalf("open %s: %v", kind, err)
-	}
-	s := newStore(t, db, newRegistry(), eventstore.Options{
-		TablePrefix:  os.Getenv(envPrefix),
-		PollInterval: 20 * time.Millisecond,
-	})
-	fmt.Println("ready")
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
-		t.Fatalf("wait for the go signal: %v", err)
-	}
-	ctx := t.Context()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate() = %v, want nil", err)
-	}
-	switch mode {
-	case "migrate":
-		return
-	case "crash":
-		crashWriter(t, s, envInt(t, envWriters))
-		return
-	}
-
-	first := envInt(t, envFirst)
-	writers := envInt(t, envWriters)
-	events := envInt(t, envEvents)
-	acked := make([][]event.Event, writers)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			var err error
-			acked[w], err = writeTicks(ctx, s, first+w, events, nil)
-			if err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	for _, a := range acked {
-		for _, e := range a {
-			// Data and the time go as they are: the parent compares
-			// every field with what it reads.
-			if err := enc.Encode(ackedEvent{e.Position, e.ID.String(), e.StreamID, e.Version, e.Type, e.Data.(Tick), e.RecordedAt}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := os.WriteFile(os.Getenv(envOut), out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-type ackedEvent struct {
-	Position   int64
-	ID         string
-	StreamID   string
-	Version    int64
-	Type       string
-	Data       Tick
-	RecordedAt time.Time
-}
-
-func envInt(t *testing.T, name string) int {
-	t.Helper()
-	n, err := strconv.Atoi(os.Getenv(name))
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return n
-}
-
-// child is a running helper process.
-type child struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	output *bytes.Buffer // everything after "ready"
-	onLine func(string)  // called for each line of output after "ready"
-	done   chan error
-}
-
-// startChild starts a helper process and waits until it is ready.
-func startChild(t *testing.T, env ...string) *child {
-	t.Helper()
-	return startChildLines(t, nil, env...)
-}
-
-// startChildLines is startChild calling onLine with every line the
-// child prints after "ready", as it comes.
-func startChildLines(t *testing.T, onLine func(string), env ...string) *child {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), env...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start helper process: %v", err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, output: new(bytes.Buffer), done: make(chan error, 1)}
-	r := bufio.NewReader(stdout)
-	line, err := r.ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		rest, _ := io.ReadAll(r)
-		cmd.Wait()
-		t.Fatalf("helper process did not get ready (%v): %s%s\n%s", err, line, rest, stderr.String())
-	}
-	go func() {
-		for {
-			line, err := r.ReadString('\n')
-			c.output.WriteString(line)
-			if onLine != nil && strings.HasSuffix(line, "\n") {
-				onLine(strings.TrimSuffix(line, "\n"))
-			}
-			if err != nil {
-				break
-			}
-		}
-		err := cmd.Wait()
-		if err != nil {
-			err = fmt.Errorf("%w\nstdout:\n%s\nstderr:\n%s", err, c.output, stderr.String())
-		}
-		c.done <- err
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-	})
-	return c
-}
-
-func (c *child) release(t *testing.T) {
-	t.Helper()
-	if _, err := io.WriteString(c.stdin, "go\n"); err != nil {
-		t.Fatalf("release helper process: %v", err)
-	}
-}
-
-func (c *child) wait(t *testing.T) {
-	t.Helper()
-	if err := <-c.done; err != nil {
-		t.Errorf("helper process: %v", err)
-	}
-}
-
-func childEnv(mode string, db testdb.DB, prefix string) []string {
-	return []string{envHelper + "=" + mode, envKind + "=" + string(db.Kind), envDSN + "=" + db.DSN, envPrefix + "=" + prefix}
-}
-
-// Two processes and this one migrate a fresh database at the same time.
-func TestMigrateConcurrentProcesses(t *testing.T) {
-	t.Parallel()
-	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
-		t.Parallel()
-		db := testdb.New(t, kind)
-		const prefix = "proc_"
-		children := []*child{startChild(t, childEnv("migrate", db, prefix)...), startChild(t, childEnv("migrate", db, prefix)...)}
-		s := newStore(t, db.Gorm, newRegistry(), eventstore.Options{TablePrefix: prefix})
-		for _, c := range children {
-			c.release(t)
-		}
-		err := s.Migrate(t.Context())
-		for _, c := range children {
-			c.wait(t)
-		}
-		if err != nil {
-			t.Fatalf("Migrate() = %v, want nil", err)
-		}
-		got := mustAppend(t, s, "after-migrate", event.NoStream, []any{Note{Text: "ok"}})
-		checkEvents(t, "ReadAll", mustCollect(t, "ReadAll", s.ReadAll(t.Context(), 0, 0)), got)
-	})
-}
-
-// The writers run in two other processes, four each, while this process
-// subscribes: the subscription receives every committed event once, in
-// increasing positions, skipping none.
-func TestSubscribeOrderingWritersInOtherProcesses(t *testing.T) {
-	t.Parallel()
-	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
-		t.Parallel()
-		const (
-			processes = 2
-			writers   = 4 // per process
-			prefix    = "xproc_"
-		)
-		total := orderingEvents(kind)
-		perWriter := total / (processes * writers)
-		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm, newRegistry(), eventstore.Options{TablePrefix: prefix, PollInterval: 20 * time.Millisecond})
-		migrate(t, s)
-		ctx := t.Context()
-		sub := follow(ctx, s, 0)
-
-		dir := t.TempDir()
-		var children []*child
-		for p := range processes {
-			env := append(childEnv("write", db, prefix),
-				fmt.Sprintf("%s=%d", envFirst, p*writers),
-				fmt.Sprintf("%s=%d", envWriters, writers),
-				fmt.Sprintf("%s=%d", envEvents, perWriter),
-				fmt.Sprintf("%s=%s", envOut, filepath.Join(dir, fmt.Sprintf("acked-%d.json", p))),
-			)
-			children = append(children, startChild(t, env...))
-		}
-		for _, c := range children {
-			c.release(t)
-		}
-		for _, c := range children {
-			c.wait(t)
-		}
-		if t.Failed() {
-			sub.stop(t)
-			t.FailNow()
-		}
-
-		var acked []event.Event
-		for p := range processes {
-			b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("acked-%d.json", p)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			dec := json.NewDecoder(bytes.NewReader(b))
-			for {
-				var a ackedEvent
-				if err := dec.Decode(&a); errors.Is(err, io.EOF) {
-					break
-				} else if err != nil {
-					t.Fatalf("decode the acknowledged events of process %d: %v", p, err)
-				}
-				e := event.Event{Position: a.Position, StreamID: a.StreamID, Version: a.Version, Type: a.Type, Data: a.Data, RecordedAt: a.RecordedAt.UTC()}
-				if err := e.ID.UnmarshalText([]byte(a.ID)); err != nil {
-					t.Fatal(err)
-				}
-				acked = append(acked, e)
-			}
-		}
-		all := mustCollect(t, "ReadAll", s.ReadAll(ctx, 0, 0))
-		checkOrder(t, "ReadAll", all)
-		checkStored(t, all, acked)
-		if len(all) != total {
-			t.Errorf("ReadAll() has %d events, want %d", len(all), total)
-		}
-		got := sub.await(t, all)
-		checkOrder(t, "Subscribe", got)
-		positionsEqual(t, "Subscribe", got, all)
-	})
-}
-
-// crashWriter appends events in threes with several writers until the
-// process is killed, printing each acknowledged append as a line
+// TestHelperProcess is not a test: it is the writer process of
+// TestCrashKeepsAcknowledgedAppends. It opens the store named by the
+// environment and, once released, appends events in threes with several
+// writers until it is killed, printing each acknowledged append as a line
 // "ack <stream> <first version> <id> <id> <id>".
-func crashWriter(t *testing.T, s *eventstore.Store, writers int) {
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv(envHelper) == "" {
+		t.Skip("child process of TestCrashKeepsAcknowledgedAppends")
+	}
+	writers, err := strconv.Atoi(os.Getenv(envWriters))
+	if err != nil {
+		t.Fatalf("%s: %v", envWriters, err)
+	}
+	db, err := testdb.Open(testdb.Kind(os.Getenv(envKind)), os.Getenv(envDSN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.CloseWhenDone(t, db)
+	s := testkit.MigratedStore(t, db, testkit.NewRegistry(), eventstore.Options{TablePrefix: os.Getenv(envPrefix)})
+	testkit.ChildReady()
+	if err := testkit.AwaitRelease(); err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -313,7 +55,7 @@ func crashWriter(t *testing.T, s *eventstore.Store, writers int) {
 				stream := fmt.Sprintf("crash-%d-%d", w, k%4)
 				v := int64(3 * (k / 4))
 				got, err := s.Append(t.Context(), stream, event.Exact(v),
-					[]any{Tick{Writer: w, Seq: 3 * k}, Tick{Writer: w, Seq: 3*k + 1}, Tick{Writer: w, Seq: 3*k + 2}})
+					[]any{testkit.Tick{Writer: w, Seq: 3 * k}, testkit.Tick{Writer: w, Seq: 3*k + 1}, testkit.Tick{Writer: w, Seq: 3*k + 2}})
 				if err != nil {
 					t.Errorf("Append(%q, %v) = %v", stream, event.Exact(v), err)
 					return
@@ -336,8 +78,7 @@ func TestCrashKeepsAcknowledgedAppends(t *testing.T) {
 		t.Parallel()
 		const prefix = "crash_"
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm, newRegistry(), eventstore.Options{TablePrefix: prefix})
-		migrate(t, s)
+		s := testkit.MigratedStore(t, db.Gorm, testkit.NewRegistry(), eventstore.Options{TablePrefix: prefix})
 
 		type ack struct {
 			stream  string
@@ -347,14 +88,13 @@ func TestCrashKeepsAcknowledgedAppends(t *testing.T) {
 		var (
 			mu   sync.Mutex
 			acks []ack
-			c    *child
 			kill sync.Once
 		)
 		const killAfter = 150
 		// On PostgreSQL the child's sessions are named, so that we can
 		// wait for them to end: a transaction whose COMMIT was sent
 		// before the kill may still commit (unacknowledged) afterwards.
-		childDB := db
+		dsn := db.DSN
 		appName := fmt.Sprintf("cairn_crash_%d", time.Now().UnixNano())
 		if kind == testdb.Postgres {
 			u, err := url.Parse(db.DSN)
@@ -364,31 +104,28 @@ func TestCrashKeepsAcknowledgedAppends(t *testing.T) {
 			q := u.Query()
 			q.Set("application_name", appName)
 			u.RawQuery = q.Encode()
-			childDB.DSN = u.String()
+			dsn = u.String()
 		}
-		ready := make(chan struct{})
-		c = startChildLines(t, func(line string) {
-			var a ack
-			if _, err := fmt.Sscanf(line, "ack %s %d %s %s %s", &a.stream, &a.version, &a.ids[0], &a.ids[1], &a.ids[2]); err != nil {
-				return
-			}
-			mu.Lock()
-			acks = append(acks, a)
-			n := len(acks)
-			mu.Unlock()
-			if n >= killAfter {
-				kill.Do(func() {
-					<-ready
-					c.cmd.Process.Kill()
-				})
-			}
-		}, append(childEnv("crash", childDB, prefix), envWriters+"=4")...)
-		close(ready)
-		c.release(t)
-		err := <-c.done
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.Success() || !strings.Contains(err.Error(), "killed") {
-			t.Fatalf("writer process ended with %v, want it killed after %d acknowledged appends", err, killAfter)
+		c := testkit.StartChild(t, testkit.ChildOptions{
+			Run: "^TestHelperProcess$",
+			Env: []string{envHelper + "=1", envKind + "=" + string(kind), envDSN + "=" + dsn, envPrefix + "=" + prefix, envWriters + "=4"},
+			OnLine: func(c *testkit.Child, line string) {
+				var a ack
+				if _, err := fmt.Sscanf(line, "ack %s %d %s %s %s", &a.stream, &a.version, &a.ids[0], &a.ids[1], &a.ids[2]); err != nil {
+					return
+				}
+				mu.Lock()
+				acks = append(acks, a)
+				n := len(acks)
+				mu.Unlock()
+				if n >= killAfter {
+					kill.Do(func() { c.Kill() })
+				}
+			},
+		})
+		c.Release(t)
+		if !c.Killed() {
+			t.Fatalf("writer process ended with %v, want it killed after %d acknowledged appends", c.Wait(), killAfter)
 		}
 
 		ctx := t.Context()
@@ -406,8 +143,8 @@ func TestCrashKeepsAcknowledgedAppends(t *testing.T) {
 				}
 			}
 		}
-		all := mustCollect(t, "ReadAll", s.ReadAll(ctx, 0, 0))
-		checkOrder(t, "ReadAll", all)
+		all := testkit.MustCollect(t, "ReadAll", s.ReadAll(ctx, 0, 0))
+		testkit.CheckOrder(t, "ReadAll", all)
 		byID := map[string]event.Event{}
 		perStream := map[string][]event.Event{}
 		for _, e := range all {
@@ -433,7 +170,7 @@ func TestCrashKeepsAcknowledgedAppends(t *testing.T) {
 				t.Errorf("stream %q holds %d events after the crash, want whole appends of 3", stream, len(evs))
 			}
 			for i, e := range evs {
-				tick := e.Data.(Tick)
+				tick := e.Data.(testkit.Tick)
 				if e.Version != int64(i+1) || tick.Seq%3 != i%3 {
 					t.Errorf("stream %q: event %d is version %d with %+v: a hole or a partial append", stream, i, e.Version, tick)
 					break
@@ -443,7 +180,7 @@ func TestCrashKeepsAcknowledgedAppends(t *testing.T) {
 		t.Logf("%d appends acknowledged, %d events stored", len(acks), len(all))
 		// The store takes appends after the crash.
 		for stream, evs := range perStream {
-			mustAppend(t, s, stream, event.Exact(int64(len(evs))), []any{Note{Text: "after the crash"}})
+			testkit.MustAppend(t, s, stream, event.Exact(int64(len(evs))), []any{testkit.Noted{Text: "after the crash"}})
 		}
 	})
 }
