@@ -51,7 +51,8 @@
 //
 //	go test -race -run TestEventStore ./...
 //
-// The suite takes a minute or two; -short makes it quicker and weaker.
+// With Config.Parallel it takes about a minute, more under the race
+// detector; -short makes it quicker and weaker.
 //
 // # The databases it needs
 //
@@ -89,12 +90,15 @@
 //     when the test ends) that the pooler routes, or set the schema in a
 //     way your pooler keeps.
 //   - In transaction mode, server-side prepared statements need a pooler
-//     that tracks them (PgBouncer 1.21 or later with
-//     max_prepared_statements set) or a pgx setting in the DSN that
-//     avoids them (default_query_exec_mode=exec, for one); and LISTEN
-//     cannot work, so live subscriptions find new events by polling
-//     (eventstore.Options.PollInterval). The suite checks that nothing is
-//     lost or reordered either way; it does not measure latency.
+//     that keeps track of them (PgBouncer 1.21 or later with
+//     max_prepared_statements set). pgx's default_query_exec_mode DSN
+//     setting changes how statements are sent, but the store needs the
+//     parameter types from the server: the suite fails at once with exec
+//     and simple_protocol, and passes with describe_exec and
+//     cache_describe on a plain server. LISTEN cannot work in
+//     transaction mode, so live subscriptions find new events by polling
+//     (eventstore.Options.PollInterval); the suite checks that nothing is
+//     lost or reordered either way, not how soon events arrive.
 //
 // If a part fails on your set-up and passes on a plain server, the set-up
 // breaks a guarantee your application relies on: the failure names the
