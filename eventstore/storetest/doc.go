@@ -70,8 +70,8 @@
 // their own pools stand for several processes) and in child processes: the
 // suite runs the test binary again with -test.run selecting the calling
 // test and an environment variable, and Run plays the child's part there.
-// Code around the call to Run therefore runs in the child too: keep it
-// free of side effects, and call Run once per test.
+// Code around the call to Run (and TestMain) therefore runs in the child
+// too: keep it free of side effects, and call Run once per test.
 //
 // # Managed PostgreSQL and poolers
 //
