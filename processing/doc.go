@@ -9,10 +9,11 @@
 //
 // A processor's position is the global position of the last event it has
 // fully handled; events of types it does not read move it too, so the
-// distance to the store's head is real work. Positions live in the table
-// "<store prefix>processor_positions" of the store's database, created by
-// [Processor.Migrate], one row per processor name. Each row also holds an
-// epoch: every position update is one UPDATE that checks the epoch the
+// distance to the store's head is real work. The store keeps the positions
+// ([Positions]; *eventstore.Store keeps them in its table
+// "<prefix>processor_positions", created by its Migrate and by
+// [Processor.Migrate]), one row per processor name. Each row also holds an
+// epoch: every position update is one statement that checks the epoch the
 // processor started with and the position the batch started from, so an
 // instance that has been reset or replaced, or that raced another instance
 // of the same name, can never move the position again ([ErrFenced]); for a

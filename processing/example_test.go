@@ -14,7 +14,7 @@ import (
 
 // printer is a Handler that prints the deposits it reads and saves its
 // position after each batch.
-type printer struct{ store *eventstore.Store }
+type printer struct{}
 
 func (printer) Types() []string { return []string{"deposited"} }
 
@@ -22,7 +22,7 @@ func (h printer) HandleBatch(ctx context.Context, b event.Batch, cp processing.C
 	for _, e := range b.Events {
 		fmt.Printf("%d %s %+v\n", e.Position, e.StreamID, e.Data)
 	}
-	if err := cp.Save(ctx, h.store.DB(), b.Through); err != nil {
+	if err := cp.Save(ctx, b.Through); err != nil {
 		return 0, err
 	}
 	return b.Through, nil
@@ -43,7 +43,7 @@ func Example() {
 	if err := store.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	p, err := processing.New(store, "printer", printer{store}, processing.Options{
+	p, err := processing.New(store, "printer", printer{}, processing.Options{
 		ErrorHandler: processing.ConstantRetry{Delay: 0, MaxAttempts: 3},
 	})
 	if err != nil {

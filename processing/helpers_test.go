@@ -52,10 +52,9 @@ func appendEvents(t testing.TB, s *eventstore.Store, stream string, data ...any)
 
 // recorder is a processing.Handler that records the positions it handled
 // and fails as fail says (nil: never). It saves its position through the
-// store's database after each batch.
+// store after each batch.
 type recorder struct {
 	types []string
-	db    *gorm.DB
 	fail  func(e event.Event) error
 
 	mu      sync.Mutex
@@ -79,7 +78,7 @@ func (r *recorder) HandleBatch(ctx context.Context, b event.Batch, cp processing
 		r.handled = append(r.handled, e.Position)
 		r.mu.Unlock()
 	}
-	if err := cp.Save(ctx, r.db, b.Through); err != nil {
+	if err := cp.Save(ctx, b.Through); err != nil {
 		return 0, err
 	}
 	return b.Through, nil

@@ -54,13 +54,13 @@ func TestOwnedHandover(t *testing.T) {
 		own := func(owner string) processing.Ownership {
 			return processing.Ownership{Owner: owner, LeaseDuration: time.Minute, PollInterval: 20 * time.Millisecond}
 		}
-		recA := &recorder{db: db.Gorm}
+		recA := &recorder{}
 		a := newProcessor(t, s, "shared", recA, processing.Options{})
 		stopA := startOwned(t, a, own("A"))
 		waitFor(t, a, evs[1].Position)
 		waitState(t, a, processing.Running, "A")
 
-		recB := &recorder{db: db.Gorm}
+		recB := &recorder{}
 		b := newProcessor(t, s, "shared", recB, processing.Options{})
 		startOwned(t, b, own("B"))
 		waitState(t, b, processing.Standby, "A")
@@ -98,7 +98,7 @@ func TestOwnedTakeoverFences(t *testing.T) {
 		// A holds its second batch until B has taken over and committed
 		// it: a stand-in for a paused process.
 		release := make(chan struct{})
-		recA := &recorder{db: db.Gorm, fail: func(e event.Event) error {
+		recA := &recorder{fail: func(e event.Event) error {
 			if e.Position == evs[1].Position {
 				<-release
 			}
@@ -108,7 +108,7 @@ func TestOwnedTakeoverFences(t *testing.T) {
 		startOwned(t, a, processing.Ownership{Owner: "A", LeaseDuration: time.Hour, HeartbeatInterval: 50 * time.Minute})
 		waitFor(t, a, evs[0].Position)
 
-		recB := &recorder{db: db.Gorm}
+		recB := &recorder{}
 		b := newProcessor(t, s, "shared", recB, processing.Options{})
 		startOwned(t, b, processing.Ownership{Owner: "B", LeaseDuration: time.Minute, PollInterval: 20 * time.Millisecond})
 		waitState(t, b, processing.Standby, "A")
@@ -144,15 +144,15 @@ func TestOwnedReset(t *testing.T) {
 		db := testdb.New(t, kind)
 		s := newStore(t, db.Gorm)
 		evs := appendEvents(t, s, "acct-1", Deposited{1}, Deposited{2})
-		rec := &recorder{db: db.Gorm}
+		rec := &recorder{}
 		p := newProcessor(t, s, "shared", rec, processing.Options{})
 		startOwned(t, p, processing.Ownership{Owner: "A", LeaseDuration: time.Second, PollInterval: 20 * time.Millisecond})
 		waitFor(t, p, evs[1].Position)
-		if err := p.Reset(t.Context(), db.Gorm); !errors.Is(err, processing.ErrRunning) {
+		if err := p.Reset(t.Context()); !errors.Is(err, processing.ErrRunning) {
 			t.Fatalf("Reset() while running = %v, want ErrRunning", err)
 		}
-		other := newProcessor(t, s, "shared", &recorder{db: db.Gorm}, processing.Options{})
-		if err := other.Reset(t.Context(), db.Gorm); err != nil {
+		other := newProcessor(t, s, "shared", &recorder{}, processing.Options{})
+		if err := other.Reset(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(30 * time.Second)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -12,24 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"gorm.io/gorm"
-
 	"github.com/cairnhq/cairn/event"
 )
-
-// Store is what a processor needs of an event store: batched
-// subscriptions, and the database its positions live in.
-// *eventstore.Store implements it.
-type Store interface {
-	// SubscribeBatches yields batches of the events after a position,
-	// first those stored and then new ones, until ctx ends.
-	SubscribeBatches(ctx context.Context, after int64, limit int, types ...string) iter.Seq2[event.Batch, error]
-	// DB returns the store's database.
-	DB() *gorm.DB
-	// TablePrefix returns the prefix of the store's table names, which
-	// the position table shares.
-	TablePrefix() string
-}
 
 // Handler is the part of a processor that projectors and reactors differ
 // in: what is done with a batch of events, and when the position is saved.
@@ -47,27 +30,6 @@ type Handler interface {
 	// per committed transaction). The batch always holds at least one
 	// event.
 	HandleBatch(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error)
-}
-
-// Checkpoint saves the position of the processor that hands it out with a
-// batch. It is valid for that batch only, and moves the position from where
-// it was before the batch: a handler saves once per batch (a save in a
-// transaction that rolls back does not count).
-type Checkpoint struct {
-	pos   positions
-	name  string
-	epoch int64
-	from  int64
-}
-
-// Save sets the processor's position through db, which is a transaction of
-// the store's database when the position must commit together with other
-// writes (a projector's), or the store's database itself. It fails with
-// [ErrFenced] when the saved position is no longer the one the batch
-// started from, or the processor was reset or taken over since its Run
-// started: the caller must then roll back what it wrote with db.
-func (c Checkpoint) Save(ctx context.Context, db *gorm.DB, position int64) error {
-	return c.pos.save(ctx, db, c.name, c.epoch, c.from, position)
 }
 
 // DefaultBatchSize is the number of events a processor reads and handles
@@ -194,7 +156,6 @@ type Processor struct {
 	store Store
 	h     Handler
 	opts  Options
-	pos   positions
 
 	running atomic.Bool
 
@@ -227,16 +188,11 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("processing: new %q: %w: %w", name, ErrInvalid, err)
 	}
-	pos, err := newPositions(store.DB(), store.TablePrefix())
-	if err != nil {
-		return nil, fmt.Errorf("processing: new %q: %w", name, err)
-	}
 	return &Processor{
 		name:    name,
 		store:   store,
 		h:       h,
 		opts:    opts.withDefaults(),
-		pos:     pos,
 		status:  Status{Name: name},
 		changed: make(chan struct{}),
 	}, nil
@@ -263,25 +219,32 @@ func validName(name string) error {
 func (p *Processor) Name() string { return p.name }
 
 // Migrate creates the table of processor positions in the store's database
-// if it does not exist. It is safe to run again, and from several processes
-// at once.
+// if it does not exist, by migrating the store ([Positions.Migrate]). It is
+// safe to run again, and from several processes at once.
 func (p *Processor) Migrate(ctx context.Context) error {
-	if err := p.pos.migrate(ctx); err != nil {
+	if err := p.store.Migrate(ctx); err != nil {
 		return fmt.Errorf("processing: migrate: %w", err)
 	}
 	return nil
 }
 
-// Reset moves the processor's saved position back to 0, through db (a
-// transaction, to reset a projection's tables together with it), so that
-// its next Run starts from the first event. Any instance of the processor
-// still running elsewhere is fenced: its next save fails with [ErrFenced]
-// and it stops. Reset fails with [ErrRunning] while this Processor runs.
-func (p *Processor) Reset(ctx context.Context, db *gorm.DB) error {
+// Reset moves the processor's saved position back to 0 through the store,
+// so that its next Run starts from the first event. Any instance of the
+// processor still running elsewhere is fenced: its next save fails with
+// [ErrFenced] and it stops. Reset fails with [ErrRunning] while this
+// Processor runs.
+func (p *Processor) Reset(ctx context.Context) error {
+	return p.ResetWith(ctx, p.store.ResetPosition)
+}
+
+// ResetWith is [Processor.Reset] through reset, which resets the named
+// processor's position in the caller's transaction: a projector resets its
+// tables in the same one.
+func (p *Processor) ResetWith(ctx context.Context, reset func(ctx context.Context, name string) error) error {
 	if p.running.Load() {
 		return fmt.Errorf("processing: reset %s: %w", p.name, ErrRunning)
 	}
-	if err := p.pos.reset(ctx, db, p.name); err != nil {
+	if err := reset(ctx, p.name); err != nil {
 		return fmt.Errorf("processing: reset %s: %w", p.name, err)
 	}
 	p.update(func(s *Status) { s.Position = 0 })
@@ -419,9 +382,9 @@ type run struct {
 // or the end of ctx.
 func (r *run) once(ctx context.Context) error {
 	p := r.p
-	pos, epoch, err := p.pos.load(ctx, p.name)
+	pos, epoch, err := p.store.LoadPosition(ctx, p.name)
 	if err != nil {
-		return fmt.Errorf("load position: %w", err)
+		return err
 	}
 	if r.epoch < 0 {
 		r.epoch = epoch
@@ -433,12 +396,12 @@ func (r *run) once(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		cp := Checkpoint{pos: p.pos, name: p.name, epoch: r.epoch, from: pos}
+		cp := Checkpoint{store: p.store, name: p.name, epoch: r.epoch, from: pos}
 		var saved int64
 		var herr error
 		if len(b.Events) == 0 {
 			// Only events of other types (or holes): move past them.
-			if herr = cp.Save(ctx, p.store.DB(), b.Through); herr == nil {
+			if herr = cp.Save(ctx, b.Through); herr == nil {
 				saved = b.Through
 			}
 		} else {

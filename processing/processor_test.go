@@ -9,8 +9,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/eventstore/sqlitedb"
@@ -36,7 +34,7 @@ func TestRetryDelays(t *testing.T) {
 		evs := appendEvents(t, s, "acct-1", Deposited{1}, Deposited{2}, Deposited{3})
 		failures := map[int64]int{evs[1].Position: 4, evs[2].Position: 2}
 		var mu sync.Mutex
-		rec := &recorder{db: db, fail: func(e event.Event) error {
+		rec := &recorder{fail: func(e event.Event) error {
 			mu.Lock()
 			defer mu.Unlock()
 			if failures[e.Position] > 0 {
@@ -93,7 +91,7 @@ func TestPositionPassesIgnoredTypes(t *testing.T) {
 		db := testdb.New(t, kind)
 		s := newStore(t, db.Gorm)
 		dep := appendEvents(t, s, "acct-1", Deposited{1})
-		rec := &recorder{types: []string{"deposited"}, db: db.Gorm}
+		rec := &recorder{types: []string{"deposited"}}
 		p := newProcessor(t, s, "deposits", rec, processing.Options{})
 		start(t, p)
 		waitFor(t, p, dep[0].Position)
@@ -121,7 +119,7 @@ func TestNoRetryAndPanic(t *testing.T) {
 		db := testdb.New(t, kind)
 		s := newStore(t, db.Gorm)
 		evs := appendEvents(t, s, "acct-1", Deposited{1}, Deposited{2})
-		h := &panicker{db: db.Gorm, at: evs[1].Position}
+		h := &panicker{at: evs[1].Position}
 		p := newProcessor(t, s, "panicky", h, processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 1})
 		err := p.Run(t.Context())
 		pe, ok := errors.AsType[*processing.PanicError](err)
@@ -137,7 +135,6 @@ func TestNoRetryAndPanic(t *testing.T) {
 
 // panicker panics on the event at position at.
 type panicker struct {
-	db *gorm.DB
 	at int64
 }
 
@@ -149,7 +146,7 @@ func (h *panicker) HandleBatch(ctx context.Context, b event.Batch, cp processing
 			panic("boom")
 		}
 	}
-	return b.Through, cp.Save(ctx, h.db, b.Through)
+	return b.Through, cp.Save(ctx, b.Through)
 }
 
 func TestFencedAfterReset(t *testing.T) {
@@ -157,14 +154,14 @@ func TestFencedAfterReset(t *testing.T) {
 		db := testdb.New(t, kind)
 		s := newStore(t, db.Gorm)
 		first := appendEvents(t, s, "acct-1", Deposited{1})
-		running := newProcessor(t, s, "fenced", &recorder{db: db.Gorm}, processing.Options{})
+		running := newProcessor(t, s, "fenced", &recorder{}, processing.Options{})
 		done := make(chan error, 1)
 		go func() { done <- running.Run(t.Context()) }()
 		waitFor(t, running, first[0].Position)
 
 		// Another instance (another process, say) resets the position.
-		other := newProcessor(t, s, "fenced", &recorder{db: db.Gorm}, processing.Options{})
-		if err := other.Reset(t.Context(), db.Gorm); err != nil {
+		other := newProcessor(t, s, "fenced", &recorder{}, processing.Options{})
+		if err := other.Reset(t.Context()); err != nil {
 			t.Fatalf("Reset() = %v", err)
 		}
 		appendEvents(t, s, "acct-1", Deposited{2})
@@ -187,7 +184,7 @@ func TestFencedAfterReset(t *testing.T) {
 func TestRunTwice(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
 	s := newStore(t, db.Gorm)
-	p := newProcessor(t, s, "twice", &recorder{db: db.Gorm}, processing.Options{})
+	p := newProcessor(t, s, "twice", &recorder{}, processing.Options{})
 	start(t, p)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

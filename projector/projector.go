@@ -16,12 +16,22 @@ import (
 )
 
 // Store is what a projector needs of an event store: a processing store
-// whose registry names the handlers' event types. *eventstore.Store
-// implements it.
+// whose registry names the handlers' event types, and transactions of its
+// database in which the handlers' writes commit together with the
+// position. *eventstore.Store implements it.
 type Store interface {
 	processing.Store
 	// Registry returns the registry the store decodes events with.
 	Registry() *event.Registry
+	// Transaction runs fn in a transaction of the store's database,
+	// committed when fn returns nil.
+	Transaction(ctx context.Context, fn func(tx *gorm.DB) error) error
+	// SavePositionTx is SavePosition in tx, a transaction from
+	// Transaction.
+	SavePositionTx(ctx context.Context, tx *gorm.DB, name string, epoch, from, to int64) (saved bool, err error)
+	// ResetPositionTx is ResetPosition in tx, a transaction from
+	// Transaction.
+	ResetPositionTx(ctx context.Context, tx *gorm.DB, name string) error
 }
 
 // Options configures a [Projector]. The zero value works.
@@ -164,7 +174,7 @@ func (p *Projector) Migrate(ctx context.Context) error {
 	if p.opts.Setup == nil {
 		return nil
 	}
-	err := p.store.DB().WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := p.store.Transaction(ctx, func(tx *gorm.DB) error {
 		return p.opts.Setup(ctx, tx)
 	})
 	if err != nil {
@@ -180,13 +190,15 @@ func (p *Projector) Migrate(ctx context.Context) error {
 // [processing.ErrFenced] at its next batch; Reset fails with
 // [processing.ErrRunning] while p itself runs.
 func (p *Projector) Reset(ctx context.Context) error {
-	err := p.store.DB().WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := p.store.Transaction(ctx, func(tx *gorm.DB) error {
 		for _, t := range p.opts.Tables {
 			if err := tx.Exec("DELETE FROM " + t).Error; err != nil {
 				return fmt.Errorf("delete from %s: %w", t, err)
 			}
 		}
-		return p.proc.Reset(ctx, tx)
+		return p.proc.ResetWith(ctx, func(ctx context.Context, name string) error {
+			return p.store.ResetPositionTx(ctx, tx, name)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("projector: reset %s: %w", p.Name(), err)
@@ -279,7 +291,7 @@ func (b batchHandler) HandleBatch(ctx context.Context, batch event.Batch, cp pro
 // commit handles events in one transaction and saves through as the
 // position.
 func (p *Projector) commit(ctx context.Context, events []event.Event, through int64, cp processing.Checkpoint) error {
-	return p.store.DB().WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return p.store.Transaction(ctx, func(tx *gorm.DB) error {
 		if p.opts.Begin != nil {
 			if err := p.opts.Begin(ctx, tx); err != nil {
 				return fmt.Errorf("begin hook: %w", err)
@@ -299,7 +311,9 @@ func (p *Projector) commit(ctx context.Context, events []event.Event, through in
 				return fmt.Errorf("flush hook: %w", err)
 			}
 		}
-		return cp.Save(ctx, tx, through)
+		return cp.SaveWith(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
+			return p.store.SavePositionTx(ctx, tx, name, epoch, from, to)
+		})
 	})
 }
 

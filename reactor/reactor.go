@@ -249,7 +249,6 @@ const saveTimeout = 5 * time.Second
 
 func (b batchHandler) HandleBatch(ctx context.Context, batch event.Batch, cp processing.Checkpoint) (int64, error) {
 	r := b.r
-	db := r.store.DB()
 	for i, e := range batch.Events {
 		err := ctx.Err()
 		if err == nil {
@@ -268,7 +267,7 @@ func (b batchHandler) HandleBatch(ctx context.Context, batch event.Batch, cp pro
 			// (Even when ctx has ended: stopping is when it matters.)
 			through := batch.Events[i-1].Position
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
-			serr := cp.Save(sctx, db, through)
+			serr := cp.Save(sctx, through)
 			cancel()
 			if serr != nil {
 				return 0, err
@@ -276,7 +275,7 @@ func (b batchHandler) HandleBatch(ctx context.Context, batch event.Batch, cp pro
 			return through, err
 		}
 	}
-	if err := cp.Save(ctx, db, batch.Through); err != nil {
+	if err := cp.Save(ctx, batch.Through); err != nil {
 		return 0, err
 	}
 	return batch.Through, nil

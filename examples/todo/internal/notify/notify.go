@@ -94,9 +94,18 @@ type rememberedTodo struct {
 	StakeholderEmail *string `gorm:"column:stakeholder_email"`
 }
 
+// Store is what the notifier needs of the event store: what a reactor
+// needs, and the database it keeps its table of todos in.
+// *eventstore.Store implements it.
+type Store interface {
+	reactor.Store
+	// DB returns the store's database.
+	DB() *gorm.DB
+}
+
 // New returns the notifier over store, which sends its notifications with
 // sender. Call Migrate before Run.
-func New(store reactor.Store, sender Sender, opts Options) (*Notifier, error) {
+func New(store Store, sender Sender, opts Options) (*Notifier, error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
