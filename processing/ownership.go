@@ -121,6 +121,9 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("processing: run %s: %w", p.name, err)
 	}
+	if err := p.start(); err != nil {
+		return err
+	}
 	if !p.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("processing: run %s: %w", p.name, ErrRunning)
 	}

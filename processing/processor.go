@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,6 +152,7 @@ type Status struct {
 // Its methods are safe for concurrent use; it runs once at a time.
 type Processor struct {
 	name  string
+	kind  string
 	store Store
 	h     Handler
 	opts  Options
@@ -190,6 +190,7 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 	}
 	return &Processor{
 		name:    name,
+		kind:    "processor",
 		store:   store,
 		h:       h,
 		opts:    opts.withDefaults(),
@@ -217,6 +218,20 @@ func validName(name string) error {
 
 // Name returns the processor's name.
 func (p *Processor) Name() string { return p.name }
+
+// Kind returns the kind of processor p is: "processor" for one made by
+// [New], the kind given to [NewKind] ("projector", "reactor") otherwise.
+func (p *Processor) Kind() string { return p.kind }
+
+// start readies the handler for a run.
+func (p *Processor) start() error {
+	if s, ok := p.h.(starter); ok {
+		if err := s.start(); err != nil {
+			return fmt.Errorf("processing: run %s: %w", p.name, err)
+		}
+	}
+	return nil
+}
 
 // Migrate creates the table of processor positions in the store's database
 // if it does not exist, by migrating the store ([Positions.Migrate]). It is
@@ -302,6 +317,9 @@ func (p *Processor) update(fn func(*Status)) {
 //
 // Run needs the position table: call [Processor.Migrate] first.
 func (p *Processor) Run(ctx context.Context) error {
+	if err := p.start(); err != nil {
+		return err
+	}
 	if !p.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("processing: run %s: %w", p.name, ErrRunning)
 	}
@@ -429,10 +447,10 @@ func (r *run) once(ctx context.Context) error {
 
 // handle calls the handler, turning a panic that escaped it into an error.
 func (r *run) handle(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			saved, err = 0, &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return r.p.h.HandleBatch(ctx, b, cp)
+	err = Guard(func() error {
+		var herr error
+		saved, herr = r.p.h.HandleBatch(ctx, b, cp)
+		return herr
+	})
+	return saved, err
 }

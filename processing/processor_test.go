@@ -16,7 +16,10 @@ import (
 	"github.com/cairnhq/cairn/processing"
 )
 
-var _ processing.Store = (*eventstore.Store)(nil)
+var (
+	_ processing.Store      = (*eventstore.Store)(nil)
+	_ processing.TypedStore = (*eventstore.Store)(nil)
+)
 
 // TestRetryDelays checks the delays between attempts on the fake clock of
 // a synctest bubble, with a real (in-memory) database: a handler failing

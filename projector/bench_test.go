@@ -73,10 +73,10 @@ func ledgerProjector(b testing.TB, s projector.Store, name, table string, batche
 		}
 		return tx.Exec(insert+"(?, ?, ?)", e.Position, e.StreamID, amount).Error
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
 		return add(tx, e, d.Amount)
 	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Withdrawn) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Withdrawn) error {
 		return add(tx, e, -d.Amount)
 	})
 	if err := p.Migrate(b.Context()); err != nil {

@@ -106,10 +106,10 @@ func accountsProjector(t testing.TB, s projector.Store, name, table string, opts
 	}
 	upsert := `INSERT INTO ` + table + ` (id, balance, events) VALUES (?, ?, 1)
 		ON CONFLICT (id) DO UPDATE SET balance = ` + table + `.balance + excluded.balance, events = ` + table + `.events + 1`
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
 		return tx.Exec(upsert, e.StreamID, d.Amount).Error
 	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Withdrawn) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Withdrawn) error {
 		return tx.Exec(upsert, e.StreamID, -d.Amount).Error
 	})
 	if err := p.Migrate(t.Context()); err != nil {

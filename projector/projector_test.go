@@ -37,6 +37,8 @@ func checkAccounts(t testing.TB, db *gorm.DB, table string, want map[string]acco
 	}
 }
 
+var _ projector.Store = (*eventstore.Store)(nil)
+
 func TestCatchUpThenLive(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
@@ -137,7 +139,7 @@ func newFailingProjector(t *testing.T, s *eventstore.Store, name string, failAt 
 	if err != nil {
 		t.Fatal(err)
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
 		if err := tx.Exec(`INSERT INTO `+table+` (position) VALUES (?)`, e.Position).Error; err != nil {
 			return err
 		}
@@ -362,4 +364,31 @@ func waitEither(ctx context.Context, pos int64, ps ...*projector.Projector) <-ch
 		}()
 	}
 	return done
+}
+
+// TestRegistration: On returns an error for a type the registry does not
+// know and for a second handler of a type; MustOn panics with that error.
+func TestRegistration(t *testing.T) {
+	db := testdb.New(t, testdb.SQLite)
+	s := newStore(t, db.Gorm)
+	p, err := projector.New(s, "registration", projector.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Kind(); got != "projector" {
+		t.Errorf("Kind() = %q, want projector", got)
+	}
+	type unknown struct{}
+	err = projector.On(p, func(context.Context, *gorm.DB, event.Event, unknown) error { return nil })
+	if !errors.Is(err, processing.ErrInvalid) {
+		t.Errorf("On(unregistered type) = %v, want ErrInvalid", err)
+	}
+	h := func(context.Context, *gorm.DB, event.Event, Deposited) error { return nil }
+	projector.MustOn(p, h)
+	defer func() {
+		if err, _ := recover().(error); !errors.Is(err, processing.ErrInvalid) {
+			t.Errorf("MustOn() twice for one type panicked with %v, want ErrInvalid", err)
+		}
+	}()
+	projector.MustOn(p, h)
 }

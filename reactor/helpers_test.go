@@ -91,7 +91,7 @@ func receiptReactor(t testing.TB, s reactor.Store, name string, opts processing.
 	if err != nil {
 		t.Fatalf("reactor.New() = %v, want nil", err)
 	}
-	reactor.On(r, func(ctx context.Context, e event.Event, d Deposited, emit *reactor.Emitter) error {
+	reactor.MustOn(r, func(ctx context.Context, e event.Event, d Deposited, emit *reactor.Emitter) error {
 		if calls != nil {
 			calls.Add(1)
 		}

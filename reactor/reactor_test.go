@@ -8,10 +8,13 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/event"
+	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/reactor"
 )
+
+var _ reactor.Store = (*eventstore.Store)(nil)
 
 func TestEmitsOncePerEvent(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
@@ -77,7 +80,7 @@ func TestRetryAfterEmitDoesNotDuplicate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reactor.On(r, func(ctx context.Context, e event.Event, d Deposited, emit *reactor.Emitter) error {
+		reactor.MustOn(r, func(ctx context.Context, e event.Event, d Deposited, emit *reactor.Emitter) error {
 			if _, err := emit.Emit(ctx, "receipts-"+e.StreamID, ReceiptIssued{Amount: d.Amount}); err != nil {
 				return err
 			}
@@ -116,4 +119,31 @@ func TestNoHandlers(t *testing.T) {
 	if err := r.Run(t.Context()); !errors.Is(err, processing.ErrInvalid) {
 		t.Errorf("Run() = %v, want ErrInvalid", err)
 	}
+}
+
+// TestRegistration: On returns an error for a type the registry does not
+// know and for a second handler of a type; MustOn panics with that error.
+func TestRegistration(t *testing.T) {
+	db := testdb.New(t, testdb.SQLite)
+	s := newStore(t, db.Gorm)
+	r, err := reactor.New(s, "registration", reactor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Kind(); got != "reactor" {
+		t.Errorf("Kind() = %q, want reactor", got)
+	}
+	type unknown struct{}
+	err = reactor.On(r, func(context.Context, event.Event, unknown, *reactor.Emitter) error { return nil })
+	if !errors.Is(err, processing.ErrInvalid) {
+		t.Errorf("On(unregistered type) = %v, want ErrInvalid", err)
+	}
+	h := func(context.Context, event.Event, Deposited, *reactor.Emitter) error { return nil }
+	reactor.MustOn(r, h)
+	defer func() {
+		if err, _ := recover().(error); !errors.Is(err, processing.ErrInvalid) {
+			t.Errorf("MustOn() twice for one type panicked with %v, want ErrInvalid", err)
+		}
+	}()
+	reactor.MustOn(r, h)
 }

@@ -45,7 +45,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	projector.On(balances, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
+	projector.MustOn(balances, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
 		return tx.Exec(`INSERT INTO balances (id, balance) VALUES (?, ?)
 			ON CONFLICT (id) DO UPDATE SET balance = balances.balance + excluded.balance`, e.StreamID, d.Amount).Error
 	})

@@ -144,10 +144,10 @@ func accountsProjector(t testing.TB, s projector.Store, name, table string, o ac
 		}
 		return tx.Exec(`INSERT INTO `+table+`_applied (position, owner) VALUES (?, ?)`, e.Position, o.owner).Error
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
 		return apply(tx, e, d.Amount)
 	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Withdrawn) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Withdrawn) error {
 		return apply(tx, e, -d.Amount)
 	})
 	if err := p.Migrate(t.Context()); err != nil {

@@ -37,7 +37,7 @@ func brokenProjector(t testing.TB, s *eventstore.Store, name string, eh processi
 	if err != nil {
 		t.Fatal(err)
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error { return errBroken })
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error { return errBroken })
 	if err := p.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
