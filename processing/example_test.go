@@ -12,6 +12,16 @@ import (
 	"github.com/cairnhq/cairn/processing"
 )
 
+// Deposited adds Amount to an account, whose stream is the account.
+type Deposited struct {
+	Amount int `json:"amount"`
+}
+
+// Noted is a note on an account, which the printer does not read.
+type Noted struct {
+	Text string `json:"text"`
+}
+
 // printer is a Handler that prints the deposits it reads and saves its
 // position after each batch.
 type printer struct{}
@@ -36,7 +46,10 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	store, err := eventstore.New(db, newRegistry(), eventstore.Options{})
+	reg := event.NewRegistry(event.RegistryOptions{})
+	event.MustRegister[Deposited](reg, "deposited")
+	event.MustRegister[Noted](reg, "noted")
+	store, err := eventstore.New(db, reg, eventstore.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

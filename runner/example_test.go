@@ -16,6 +16,11 @@ import (
 	"github.com/cairnhq/cairn/runner"
 )
 
+// Deposited adds Amount to an account, whose stream is the account.
+type Deposited struct {
+	Amount int `json:"amount"`
+}
+
 // A runner with one projector: run it, wait until the projection shows
 // the events, read the status and stop. A main package would call
 // runner.RunMain(ctx, r) instead, to stop on SIGINT or SIGTERM.
