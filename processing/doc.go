@@ -5,6 +5,17 @@
 // error policy. Users normally meet it through the projector and reactor
 // packages, which provide the [Handler].
 //
+// # Kinds of processors
+//
+// [New] makes a processor of any [Handler]. The projector and reactor
+// packages are kinds of processors made with [NewKind]: a processor with a
+// table of typed handlers ([Handlers], registered with [On], one per event
+// type, closed once the processor runs), whose kind adds only how a batch
+// is handed to them and when the position is saved. A kind embeds the
+// *Processor, so its name, status, runs and waits are the processor's.
+// [Guard] is the one place a panic is turned into an error: a handler's,
+// a batch's, and (in package runner) a whole run's.
+//
 // # Positions
 //
 // A processor's position is the global position of the last event it has

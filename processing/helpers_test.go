@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/internal/testdb"

@@ -237,10 +237,8 @@ func (p *Processor) start() error {
 // if it does not exist, by migrating the store ([Positions.Migrate]). It is
 // safe to run again, and from several processes at once.
 func (p *Processor) Migrate(ctx context.Context) error {
-	if err := p.store.Migrate(ctx); err != nil {
-		return fmt.Errorf("processing: migrate: %w", err)
-	}
-	return nil
+	// The store's error names the operation: there is nothing to add.
+	return p.store.Migrate(ctx)
 }
 
 // Reset moves the processor's saved position back to 0 through the store,

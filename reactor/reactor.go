@@ -126,7 +126,7 @@ func (em *Emitter) Emit(ctx context.Context, streamID string, events ...any) ([]
 		event.WithCausationID(em.cause.ID.String()),
 		event.WithCorrelationID(corr))
 	if err != nil {
-		return nil, fmt.Errorf("reactor: emit to %q: %w", streamID, err)
+		return nil, fmt.Errorf("reactor: emit: %w", err) // the store's error names the stream
 	}
 	em.n += len(events)
 	return stored, nil
