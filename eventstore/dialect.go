@@ -2,37 +2,38 @@ package eventstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
 
-// dialect is what differs between SQLite and PostgreSQL. The
-// implementations live in dialect_sqlite.go and dialect_postgres.go.
+// dialect is what differs between SQLite and PostgreSQL. A dialect is a
+// value built once by [New] for one store: it holds the database, the
+// table names, its query texts and whatever else its statements need, so
+// that the code shared by both databases never asks which one it is on.
+// The implementations live in dialect_sqlite.go and dialect_postgres.go.
 type dialect interface {
-	name() string
-	// placeholder returns the n-th (1-based) bind parameter.
-	placeholder(n int) string
-	// streamStateQuery returns a query with the stream ID as its one
-	// parameter that answers one row: the stream's version (NULL when it
-	// has none) and whether it is deleted.
-	streamStateQuery(t tables) string
 	// schema returns the DDL statements that create the store's tables.
-	schema(t tables) []string
+	schema() []string
 	// migrate runs the DDL statements under a lock that serializes
 	// concurrent migrations, in one transaction.
-	migrate(ctx context.Context, s *Store, stmts []string) error
+	migrate(ctx context.Context, stmts []string) error
 	// write runs one group-commit transaction: it reads the state of the
 	// input's streams and the events stored under its IDs, asks decide
 	// what to write, writes it (setting the rows' positions) and commits.
-	write(ctx context.Context, s *Store, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error
+	write(ctx context.Context, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error
 	// deleteStream marks the stream deleted and removes its events, if its
 	// version satisfies check.
-	deleteStream(ctx context.Context, s *Store, streamID string, check func(streamState) error) error
+	deleteStream(ctx context.Context, streamID string, check func(streamState) error) error
+	// timeArg returns the value a recorded_at column is bound to for t.
+	timeArg(t time.Time) any
 }
 
 // tables holds the table names of a store.
 type tables struct {
 	events, streams, snapshots string
+	// positions holds the positions and leases of event processors.
+	positions string
 }
 
 func newTables(prefix string) tables {
@@ -40,6 +41,7 @@ func newTables(prefix string) tables {
 		events:    prefix + "events",
 		streams:   prefix + "streams",
 		snapshots: prefix + "snapshots",
+		positions: prefix + "processor_positions",
 	}
 }
 
@@ -47,56 +49,92 @@ func newTables(prefix string) tables {
 // scanEvent expects.
 const eventColumns = "position, event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at"
 
-// queries are the SQL texts of the reads, built once per store.
+// queries are the SQL texts both dialects share, built once per store from
+// the dialect's table names, bind parameters and clock.
 type queries struct {
-	t            tables
+	t tables
+	// p returns the n-th (1-based) bind parameter.
+	p func(n int) string
+
 	readEvent    string
 	readForward  string
 	readBackward string
 	readAll      string
+	// streamState has the stream ID as its one parameter and answers one
+	// row: the stream's version (NULL when it has none) and whether it is
+	// deleted.
 	streamState  string
 	head         string
 	saveSnapshot string
 	loadSnapshot string
-	// insertChecked is SQLite's single-append statement (see sqliteDialect.writeDirect).
-	insertChecked string
-	// insertDirect and streamStates are PostgreSQL's direct write (see
-	// postgresDialect.writeDirect).
-	insertDirect string
-	streamStates string
+
+	// The processor positions and leases (see positions.go).
+	createPosition string
+	loadPosition   string
+	savePosition   string
+	resetPosition  string
+	acquireLease   string
+	renewLease     string
+	releaseLease   string
+	leaseHolder    string
 }
 
-func newQueries(d dialect, prefix string) queries {
-	t := newTables(prefix)
-	p := d.placeholder
-	q := queries{t: t}
+// newQueries builds the shared query texts. p is the dialect's bind
+// parameter; deleted is the SQL truth value of a deleted stream's flag;
+// nowMillis is an SQL expression for the database's clock, in milliseconds
+// since the Unix epoch: leases are timed by it, never by the clocks of the
+// processes that share them.
+func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries {
+	q := queries{t: t, p: p}
 	q.readEvent = "SELECT " + eventColumns + " FROM " + t.events + " WHERE stream_id = " + p(1) + " AND version = " + p(2)
 	q.readForward = "SELECT " + eventColumns + " FROM " + t.events + " WHERE stream_id = " + p(1) + " AND version >= " + p(2) +
 		" ORDER BY version LIMIT " + p(3)
 	q.readBackward = "SELECT " + eventColumns + " FROM " + t.events + " WHERE stream_id = " + p(1) + " AND version <= " + p(2) +
 		" ORDER BY version DESC LIMIT " + p(3)
 	q.readAll = "SELECT " + eventColumns + " FROM " + t.events + " WHERE position > " + p(1) + " ORDER BY position LIMIT " + p(2)
-	q.streamState = d.streamStateQuery(t)
-	switch d.(type) {
-	case sqliteDialect:
-		q.insertChecked = insertCheckedSQL(t)
-	case postgresDialect:
-		q.insertDirect = insertDirectSQL(t)
-		q.streamStates = streamStatesSQL(t)
-	}
+	q.streamState = "SELECT (SELECT version FROM " + t.events + " WHERE stream_id = " + p(1) + " ORDER BY version DESC LIMIT 1), " +
+		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = " + p(1) + " AND deleted = " + deleted + ")"
 	q.head = "SELECT COALESCE(MAX(position), 0) FROM " + t.events
 	q.loadSnapshot = "SELECT stream_id, version, schema_version, data, recorded_at FROM " + t.snapshots + " WHERE stream_id = " + p(1)
 	q.saveSnapshot = "INSERT INTO " + t.snapshots + " (stream_id, version, schema_version, data, recorded_at) VALUES (" +
 		p(1) + ", " + p(2) + ", " + p(3) + ", " + p(4) + ", " + p(5) + ") ON CONFLICT (stream_id) DO UPDATE SET " +
 		"version = excluded.version, schema_version = excluded.schema_version, data = excluded.data, recorded_at = excluded.recorded_at " +
 		"WHERE excluded.version >= " + t.snapshots + ".version"
+
+	pt := t.positions
+	q.createPosition = "INSERT INTO " + pt + " (name, position, epoch) VALUES (" + p(1) + ", 0, 0) ON CONFLICT (name) DO NOTHING"
+	q.loadPosition = "SELECT position, epoch FROM " + pt + " WHERE name = " + p(1)
+	q.savePosition = "UPDATE " + pt + " SET position = " + p(1) + " WHERE name = " + p(2) + " AND epoch = " + p(3) + " AND position = " + p(4)
+	q.resetPosition = "UPDATE " + pt + " SET position = 0, epoch = epoch + 1 WHERE name = " + p(1)
+	q.acquireLease = "UPDATE " + pt + " SET owner = " + p(1) + ", epoch = epoch + 1, lease_until = " + nowMillis + " + " + p(2) +
+		" WHERE name = " + p(3) + " AND (owner = '' OR owner = " + p(4) + " OR lease_until <= " + nowMillis + ")" +
+		" RETURNING epoch, position"
+	q.renewLease = "UPDATE " + pt + " SET lease_until = " + nowMillis + " + " + p(1) +
+		" WHERE name = " + p(2) + " AND owner = " + p(3) + " AND epoch = " + p(4)
+	q.releaseLease = "UPDATE " + pt + " SET owner = '', lease_until = 0 WHERE name = " + p(1) + " AND owner = " + p(2) + " AND epoch = " + p(3)
+	q.leaseHolder = "SELECT CASE WHEN lease_until > " + nowMillis + " THEN owner ELSE '' END, position FROM " + pt + " WHERE name = " + p(1)
 	return q
+}
+
+// positionsSchema is the DDL of the processor positions table, the same on
+// both databases: one row per processor name, with the position of the
+// last event it has fully handled, the epoch every position update checks,
+// and the lease (owner and expiry, in milliseconds of the database's
+// clock).
+func positionsSchema(t tables) string {
+	return `CREATE TABLE IF NOT EXISTS ` + t.positions + ` (
+			name text PRIMARY KEY,
+			position bigint NOT NULL DEFAULT 0,
+			epoch bigint NOT NULL DEFAULT 0,
+			owner text NOT NULL DEFAULT '',
+			lease_until bigint NOT NULL DEFAULT 0
+		)`
 }
 
 // readAllTypedSQL returns the query for ReadAll filtered to ntypes type
 // names: parameters are after, the types, then the limit.
-func (q *queries) readAllTypedSQL(d dialect, ntypes int) string {
-	p := d.placeholder
+func (q *queries) readAllTypedSQL(ntypes int) string {
+	p := q.p
 	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + " AND type IN ("
 	for i := 0; i < ntypes; i++ {
 		if i > 0 {
@@ -109,8 +147,8 @@ func (q *queries) readAllTypedSQL(d dialect, ntypes int) string {
 
 // readBatchSQL returns the query of ReadBatch with ntypes type names:
 // parameters are after, head, the types, then the limit.
-func (q *queries) readBatchSQL(d dialect, ntypes int) string {
-	p := d.placeholder
+func (q *queries) readBatchSQL(ntypes int) string {
+	p := q.p
 	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + " AND position <= " + p(2)
 	if ntypes > 0 {
 		s += " AND type IN ("

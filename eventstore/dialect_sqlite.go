@@ -12,18 +12,34 @@ import (
 	"github.com/google/uuid"
 )
 
-type sqliteDialect struct{}
-
-func (sqliteDialect) name() string { return "sqlite" }
-
-func (sqliteDialect) placeholder(int) string { return "?" }
-
-func (sqliteDialect) streamStateQuery(t tables) string {
-	return "SELECT (SELECT version FROM " + t.events + " WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1), " +
-		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = ?1 AND deleted = 1)"
+// sqliteDialect is a store's SQLite dialect.
+type sqliteDialect struct {
+	db  *sql.DB
+	q   queries
+	now func() time.Time // the store's clock
+	// insertChecked is the statement of writeDirect.
+	insertChecked string
 }
 
-func (sqliteDialect) schema(t tables) []string {
+// sqliteNowMillis is SQLite's clock in milliseconds since the Unix epoch.
+const sqliteNowMillis = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`
+
+func newSQLiteDialect(db *sql.DB, t tables, opts Options) *sqliteDialect {
+	// Numbered parameters (?NNN), so that a query can use one twice.
+	p := func(n int) string { return "?" + strconv.Itoa(n) }
+	return &sqliteDialect{
+		db:            db,
+		q:             newQueries(t, p, "1", sqliteNowMillis),
+		now:           opts.Now,
+		insertChecked: insertCheckedSQL(t),
+	}
+}
+
+// timeArg: SQLite stores times as Unix microseconds.
+func (*sqliteDialect) timeArg(t time.Time) any { return t.UnixMicro() }
+
+func (d *sqliteDialect) schema() []string {
+	t := d.q.t
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + t.events + ` (
 			position INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,6 +68,7 @@ func (sqliteDialect) schema(t tables) []string {
 			data BLOB NOT NULL,
 			recorded_at INTEGER NOT NULL
 		)`,
+		positionsSchema(t),
 	}
 }
 
@@ -103,13 +120,15 @@ func (tx *sqliteTx) rollback() {
 	tx.conn.Close()
 }
 
-func (sqliteDialect) migrate(ctx context.Context, s *Store, stmts []string) error {
+// migrate needs no lock of its own: the transaction begins IMMEDIATE, so
+// it holds the database's write lock from its first statement.
+func (d *sqliteDialect) migrate(ctx context.Context, stmts []string) error {
 	// WAL is a property of the database file; it cannot be switched
 	// inside a transaction. In-memory databases keep their own mode.
-	if _, err := s.db.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
+	if _, err := d.db.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
 		return fmt.Errorf("set WAL mode: %w", err)
 	}
-	tx, err := beginSQLite(ctx, s.db)
+	tx, err := beginSQLite(ctx, d.db)
 	if err != nil {
 		return err
 	}
@@ -146,10 +165,10 @@ func inList(n int) string {
 	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
 }
 
-func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
+func (d *sqliteDialect) write(ctx context.Context, in writeInput, decide func(map[string]streamState, map[uuid.UUID]storedID) writePlan) error {
 	ctx = context.WithoutCancel(ctx) // see sqliteContext
-	t := s.q.t
-	tx, err := beginSQLite(ctx, s.db)
+	t := d.q.t
+	tx, err := beginSQLite(ctx, d.db)
 	if err != nil {
 		return err
 	}
@@ -264,16 +283,16 @@ func (sqliteDialect) write(ctx context.Context, s *Store, in writeInput, decide 
 	return nil
 }
 
-func (sqliteDialect) deleteStream(ctx context.Context, s *Store, streamID string, check func(streamState) error) error {
-	t := s.q.t
-	tx, err := beginSQLite(ctx, s.db)
+func (d *sqliteDialect) deleteStream(ctx context.Context, streamID string, check func(streamState) error) error {
+	t := d.q.t
+	tx, err := beginSQLite(ctx, d.db)
 	if err != nil {
 		return err
 	}
 	defer tx.rollback()
 	var st streamState
 	var version sql.NullInt64
-	err = tx.conn.QueryRowContext(ctx, s.q.streamState, streamID).Scan(&version, &st.deleted)
+	err = tx.conn.QueryRowContext(ctx, d.q.streamState, streamID).Scan(&version, &st.deleted)
 	if err != nil {
 		return err
 	}
@@ -295,7 +314,7 @@ func (sqliteDialect) deleteStream(ctx context.Context, s *Store, streamID string
 
 // direct: a lone append of one event with an exact expected version (or
 // no stream) and a generated ID — the commonest append of all.
-func (sqliteDialect) direct(live []*request) bool {
+func (*sqliteDialect) direct(live []*request) bool {
 	if len(live) != 1 {
 		return false
 	}
@@ -310,18 +329,18 @@ func (sqliteDialect) direct(live []*request) bool {
 // busy_timeout). That is cheaper than the BEGIN, INSERT, COMMIT of a plain
 // insert. Only when the check fails does it read the stream's state, to
 // explain why.
-func (sqliteDialect) writeDirect(ctx context.Context, s *Store, live []*request) error {
+func (d *sqliteDialect) writeDirect(ctx context.Context, live []*request) error {
 	ctx = context.WithoutCancel(ctx) // see sqliteContext
 	r := live[0]
 	current, _ := r.expected.Exact() // 0 for NoStream
 	ev := &r.events[0]
 	ev.version = current + 1
-	now := s.opts.Now().UTC().Truncate(time.Microsecond)
+	now := d.now().UTC().Truncate(time.Microsecond)
 	var meta any
 	if r.metaJSON != nil {
 		meta = r.metaJSON
 	}
-	res, err := s.db.ExecContext(ctx, s.q.insertChecked,
+	res, err := d.db.ExecContext(ctx, d.insertChecked,
 		ev.id[:], r.stream, ev.version, ev.typ, ev.schema, ev.data, meta, r.causation, r.correlation, now.UnixMicro(), current)
 	if err != nil {
 		return err
@@ -331,7 +350,7 @@ func (sqliteDialect) writeDirect(ctx context.Context, s *Store, live []*request)
 		return err
 	}
 	if n == 0 {
-		st, err := s.streamState(ctx, r.stream)
+		st, err := streamStateOf(ctx, d.db, &d.q, r.stream)
 		if err != nil {
 			return err
 		}

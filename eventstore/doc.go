@@ -30,6 +30,19 @@
 // right before the insert, so transactions commit in position order across
 // processes; on SQLite the database's single writer lock does the same.
 //
+// # Processor positions
+//
+// The store also keeps the positions of event stream processors (package
+// processing, and the projectors and reactors built on it) in its table
+// "<prefix>processor_positions": one row per processor name, with the
+// position of the last event the processor has fully handled, an epoch,
+// and a lease (an owner and an expiry timed by the database's clock). Every
+// position save ([Store.SavePosition], [Store.SavePositionTx]) is a
+// compare-and-set in one statement on the epoch and the position it moves
+// from; taking a lease ([Store.AcquireLease]) and resetting a position bump
+// the epoch, so an owner that has been replaced can never move the
+// position again.
+//
 // # Databases
 //
 // [New] takes a *gorm.DB. Open SQLite with package

@@ -12,12 +12,13 @@ import (
 	"github.com/cairnhq/cairn/event"
 )
 
-// Migrate creates the store's tables and indexes if they do not exist. It
-// is safe to run again, and from several processes at once: the DDL runs in
-// one transaction under a lock (an advisory lock on PostgreSQL, the write
-// lock on SQLite).
+// Migrate creates the store's tables and indexes if they do not exist: the
+// events, streams and snapshots, and the positions and leases of event
+// processors (see [Store.LoadPosition]). It is safe to run again, and from
+// several processes at once: the DDL runs in one transaction under a lock
+// (an advisory lock on PostgreSQL, the write lock on SQLite).
 func (s *Store) Migrate(ctx context.Context) error {
-	if err := s.d.migrate(ctx, s, s.d.schema(s.q.t)); err != nil {
+	if err := s.d.migrate(ctx, s.d.schema()); err != nil {
 		return fmt.Errorf("eventstore: migrate: %w", err)
 	}
 	return nil
@@ -193,7 +194,7 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int, types []str
 	}
 	query := s.q.readAll
 	if len(types) > 0 {
-		query = s.q.readAllTypedSQL(s.d, len(types))
+		query = s.q.readAllTypedSQL(len(types))
 	}
 	sent := 0
 	for {
@@ -318,9 +319,14 @@ func (tv *timeValue) Scan(src any) error {
 }
 
 func (s *Store) streamState(ctx context.Context, streamID string) (streamState, error) {
+	return streamStateOf(ctx, s.db, s.q, streamID)
+}
+
+// streamStateOf reads the state of a stream through db.
+func streamStateOf(ctx context.Context, db *sql.DB, q *queries, streamID string) (streamState, error) {
 	var st streamState
 	var version sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, s.q.streamState, streamID).Scan(&version, &st.deleted); err != nil {
+	if err := db.QueryRowContext(ctx, q.streamState, streamID).Scan(&version, &st.deleted); err != nil {
 		return streamState{}, err
 	}
 	st.version, st.exists = version.Int64, version.Valid || st.deleted
@@ -368,7 +374,7 @@ func (s *Store) DeleteStream(ctx context.Context, streamID string, expected even
 	if !expected.Valid() {
 		return fmt.Errorf("eventstore: delete stream %q: %w: expected version %s is negative", streamID, ErrInvalidArgument, expected)
 	}
-	err := s.d.deleteStream(ctx, s, streamID, func(st streamState) error {
+	err := s.d.deleteStream(ctx, streamID, func(st streamState) error {
 		switch {
 		case st.deleted:
 			return event.ErrStreamDeleted
@@ -400,11 +406,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap event.Snapshot) error {
 		at = s.opts.Now()
 	}
 	at = at.UTC().Truncate(time.Microsecond)
-	var recorded any = at
-	if s.d.name() == "sqlite" {
-		recorded = at.UnixMicro()
-	}
-	if _, err := s.db.ExecContext(ctx, s.q.saveSnapshot, snap.StreamID, snap.Version, snap.SchemaVersion, snap.Data, recorded); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.q.saveSnapshot, snap.StreamID, snap.Version, snap.SchemaVersion, snap.Data, s.d.timeArg(at)); err != nil {
 		return fmt.Errorf("eventstore: save snapshot of %q: %w", snap.StreamID, err)
 	}
 	return nil

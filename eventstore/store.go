@@ -112,16 +112,15 @@ func (o Options) withDefaults() Options {
 // by many goroutines; several Stores (in one process or many) may share a
 // database and keep every guarantee of the package.
 type Store struct {
-	gdb     *gorm.DB
-	db      *sql.DB
-	reg     *event.Registry
-	opts    Options
-	d       dialect
-	q       queries
-	w       writer
-	wake    signal
-	pg      *pgListener // nil on SQLite
-	pgNames pgNames
+	gdb  *gorm.DB
+	db   *sql.DB
+	reg  *event.Registry
+	opts Options
+	d    dialect
+	q    *queries // the dialect's
+	w    writer
+	wake signal
+	pg   *pgListener // nil on SQLite
 }
 
 // New returns a store over db that encodes and decodes event data with reg.
@@ -143,16 +142,19 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("eventstore: new: %w", err)
 	}
 	s := &Store{gdb: db, db: sqlDB, reg: reg, opts: opts}
+	// The one place that asks which database this is.
+	t := newTables(opts.TablePrefix)
 	switch name := db.Dialector.Name(); name {
 	case "sqlite":
-		s.d = sqliteDialect{}
+		d := newSQLiteDialect(sqlDB, t, opts)
+		s.d, s.q = d, &d.q
 	case "postgres":
-		s.d = postgresDialect{}
-		s.pg = newPGListener(s, db)
+		d := newPostgresDialect(sqlDB, t, opts)
+		s.d, s.q = d, &d.q
+		s.pg = newPGListener(&d.names, db, opts.Logger)
 	default:
 		return nil, fmt.Errorf("eventstore: new: %w: dialect %q, want sqlite or postgres", ErrInvalidArgument, name)
 	}
-	s.q = newQueries(s.d, opts.TablePrefix)
 	s.w.store = s
 	return s, nil
 }
@@ -162,9 +164,6 @@ func (s *Store) Registry() *event.Registry { return s.reg }
 
 // DB returns the gorm handle the store works on.
 func (s *Store) DB() *gorm.DB { return s.gdb }
-
-// TablePrefix returns the prefix of the store's table names.
-func (s *Store) TablePrefix() string { return s.opts.TablePrefix }
 
 // validStreamID checks a stream ID: non-empty, at most MaxStreamIDLength
 // bytes, valid UTF-8 without NUL (PostgreSQL text cannot hold NUL, and both

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -146,7 +147,7 @@ func (s *Store) ReadBatch(ctx context.Context, after int64, limit int, types ...
 		args = append(args, t)
 	}
 	args = append(args, limit)
-	page, err := s.readPage(ctx, s.q.readBatchSQL(s.d, len(types)), args)
+	page, err := s.readPage(ctx, s.q.readBatchSQL(len(types)), args)
 	if len(page) > 0 {
 		b.Events = page
 		b.Through = page[len(page)-1].Position
@@ -191,9 +192,10 @@ func (s *signal) broadcast() {
 // runs, and turns notifications into wake-ups. It is a hint only:
 // subscriptions poll as well, and re-read after every (re)connection.
 type pgListener struct {
-	s   *Store
-	dsn string // empty: borrow a pooled connection instead
-	sig signal
+	names *pgNames
+	log   *slog.Logger
+	dsn   string // empty: borrow a pooled connection instead
+	sig   signal
 
 	mu     sync.Mutex
 	refs   int
@@ -201,8 +203,8 @@ type pgListener struct {
 	done   chan struct{}
 }
 
-func newPGListener(s *Store, db *gorm.DB) *pgListener {
-	l := &pgListener{s: s}
+func newPGListener(names *pgNames, db *gorm.DB, log *slog.Logger) *pgListener {
+	l := &pgListener{names: names, log: log}
 	if d, ok := db.Dialector.(*postgres.Dialector); ok && d.Config != nil && d.Config.Conn == nil {
 		l.dsn = d.Config.DSN
 	}
@@ -240,7 +242,7 @@ func (l *pgListener) acquire() (release func()) {
 
 func (l *pgListener) run(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	log := l.s.opts.Logger.With("component", "eventstore.listener")
+	log := l.log.With("component", "eventstore.listener")
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := l.listen(ctx)
@@ -259,7 +261,7 @@ func (l *pgListener) run(ctx context.Context, done chan struct{}) {
 
 // listen runs one LISTEN connection until it fails or ctx ends.
 func (l *pgListener) listen(ctx context.Context) error {
-	keys, err := l.s.pgNames.get(ctx, l.s)
+	keys, err := l.names.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -288,7 +290,7 @@ func (l *pgListener) listen(ctx context.Context) error {
 	// No DSN to open a connection of our own: hold one of the pool's for
 	// as long as the listener runs, and make the pool drop it afterwards
 	// (it is still registered as a listener).
-	err = rawPgx(ctx, l.s.db, func(c *pgx.Conn) error {
+	err = rawPgx(ctx, l.names.db, func(c *pgx.Conn) error {
 		err := loop(c)
 		return errors.Join(err, driver.ErrBadConn)
 	})

@@ -376,9 +376,9 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 		}
 		in.attempt = attempt
 		if dw, ok := s.d.(directWriter); ok && dw.direct(live) {
-			err = dw.writeDirect(ctx, s, live)
+			err = dw.writeDirect(ctx, live)
 		} else {
-			err = s.d.write(ctx, s, in, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
+			err = s.d.write(ctx, in, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {
 				return s.plan(live, states, found)
 			})
 		}
@@ -413,7 +413,7 @@ type directWriter interface {
 	direct(live []*request) bool
 	// writeDirect writes the events of every request whose stream is at
 	// the expected version, and sets each request's result or error.
-	writeDirect(ctx context.Context, s *Store, live []*request) error
+	writeDirect(ctx context.Context, live []*request) error
 }
 
 // kindCode encodes an expected version's kind for SQL: 0 any, 1 no

@@ -5,14 +5,26 @@
 // error policy. Users normally meet it through the projector and reactor
 // packages, which provide the [Handler].
 //
+// # Kinds of processors
+//
+// [New] makes a processor of any [Handler]. The projector and reactor
+// packages are kinds of processors made with [NewKind]: a processor with a
+// table of typed handlers ([Handlers], registered with [On], one per event
+// type, closed once the processor runs), whose kind adds only how a batch
+// is handed to them and when the position is saved. A kind embeds the
+// *Processor, so its name, status, runs and waits are the processor's.
+// [Guard] is the one place a panic is turned into an error: a handler's,
+// a batch's, and (in package runner) a whole run's.
+//
 // # Positions
 //
 // A processor's position is the global position of the last event it has
 // fully handled; events of types it does not read move it too, so the
-// distance to the store's head is real work. Positions live in the table
-// "<store prefix>processor_positions" of the store's database, created by
-// [Processor.Migrate], one row per processor name. Each row also holds an
-// epoch: every position update is one UPDATE that checks the epoch the
+// distance to the store's head is real work. The store keeps the positions
+// ([Positions]; *eventstore.Store keeps them in its table
+// "<prefix>processor_positions", created by its Migrate and by
+// [Processor.Migrate]), one row per processor name. Each row also holds an
+// epoch: every position update is one statement that checks the epoch the
 // processor started with and the position the batch started from, so an
 // instance that has been reset or replaced, or that raced another instance
 // of the same name, can never move the position again ([ErrFenced]); for a

@@ -12,9 +12,19 @@ import (
 	"github.com/cairnhq/cairn/processing"
 )
 
+// Deposited adds Amount to an account, whose stream is the account.
+type Deposited struct {
+	Amount int `json:"amount"`
+}
+
+// Noted is a note on an account, which the printer does not read.
+type Noted struct {
+	Text string `json:"text"`
+}
+
 // printer is a Handler that prints the deposits it reads and saves its
 // position after each batch.
-type printer struct{ store *eventstore.Store }
+type printer struct{}
 
 func (printer) Types() []string { return []string{"deposited"} }
 
@@ -22,7 +32,7 @@ func (h printer) HandleBatch(ctx context.Context, b event.Batch, cp processing.C
 	for _, e := range b.Events {
 		fmt.Printf("%d %s %+v\n", e.Position, e.StreamID, e.Data)
 	}
-	if err := cp.Save(ctx, h.store.DB(), b.Through); err != nil {
+	if err := cp.Save(ctx, b.Through); err != nil {
 		return 0, err
 	}
 	return b.Through, nil
@@ -36,14 +46,17 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	store, err := eventstore.New(db, newRegistry(), eventstore.Options{})
+	reg := event.NewRegistry(event.RegistryOptions{})
+	event.MustRegister[Deposited](reg, "deposited")
+	event.MustRegister[Noted](reg, "noted")
+	store, err := eventstore.New(db, reg, eventstore.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	if err := store.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	p, err := processing.New(store, "printer", printer{store}, processing.Options{
+	p, err := processing.New(store, "printer", printer{}, processing.Options{
 		ErrorHandler: processing.ConstantRetry{Delay: 0, MaxAttempts: 3},
 	})
 	if err != nil {

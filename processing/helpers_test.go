@@ -6,56 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 )
 
-type Deposited struct {
-	Amount int `json:"amount"`
-}
-
-type Noted struct {
-	Text string `json:"text"`
-}
-
-func newRegistry() *event.Registry {
-	reg := event.NewRegistry(event.RegistryOptions{})
-	event.MustRegister[Deposited](reg, "deposited")
-	event.MustRegister[Noted](reg, "noted")
-	return reg
-}
-
-func newStore(t testing.TB, db *gorm.DB) *eventstore.Store {
-	t.Helper()
-	s, err := eventstore.New(db, newRegistry(), eventstore.Options{Logger: testdb.Logger(t), PollInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatalf("eventstore.New() = %v, want nil", err)
-	}
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatalf("Migrate() = %v, want nil", err)
-	}
-	return s
-}
-
-func appendEvents(t testing.TB, s *eventstore.Store, stream string, data ...any) []event.Event {
-	t.Helper()
-	evs, err := s.Append(t.Context(), stream, event.Any, data)
-	if err != nil {
-		t.Fatalf("Append(%s) = %v", stream, err)
-	}
-	return evs
-}
-
 // recorder is a processing.Handler that records the positions it handled
 // and fails as fail says (nil: never). It saves its position through the
-// store's database after each batch.
+// store after each batch.
 type recorder struct {
 	types []string
-	db    *gorm.DB
 	fail  func(e event.Event) error
 
 	mu      sync.Mutex
@@ -79,7 +40,7 @@ func (r *recorder) HandleBatch(ctx context.Context, b event.Batch, cp processing
 		r.handled = append(r.handled, e.Position)
 		r.mu.Unlock()
 	}
-	if err := cp.Save(ctx, r.db, b.Through); err != nil {
+	if err := cp.Save(ctx, b.Through); err != nil {
 		return 0, err
 	}
 	return b.Through, nil
@@ -104,32 +65,4 @@ func newProcessor(t testing.TB, s *eventstore.Store, name string, h processing.H
 		t.Fatalf("Migrate() = %v", err)
 	}
 	return p
-}
-
-// start runs p until the test ends and returns a function that stops it
-// and returns Run's result.
-func start(t testing.TB, p *processing.Processor) (stop func() error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			err = <-done
-		})
-		return err
-	}
-	t.Cleanup(func() { stop() })
-	return stop
-}
-
-func waitFor(t testing.TB, p *processing.Processor, pos int64) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	if err := p.WaitFor(ctx, pos); err != nil {
-		t.Fatalf("WaitFor(%d) = %v; status %+v", pos, err, p.Status())
-	}
 }

@@ -121,6 +121,9 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("processing: run %s: %w", p.name, err)
 	}
+	if err := p.start(); err != nil {
+		return err
+	}
 	if !p.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("processing: run %s: %w", p.name, ErrRunning)
 	}
@@ -149,7 +152,7 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 		wg.Wait()
 
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-		if rerr := p.pos.release(rctx, p.name, l); rerr != nil {
+		if rerr := p.store.ReleaseLease(rctx, p.name, l.owner, l.epoch); rerr != nil {
 			log.WarnContext(ctx, "event processor lease not released", "error", rerr)
 		}
 		rcancel()
@@ -167,6 +170,24 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 	}
 }
 
+// lease is the ownership of a processor's row: its owner and the epoch the
+// owner's position updates must find.
+type lease struct {
+	owner    string
+	epoch    int64
+	position int64 // when the lease was taken
+}
+
+// acquire takes the processor's lease for o.Owner if no one else holds it;
+// ok is false when another owner does.
+func (p *Processor) acquire(ctx context.Context, o Ownership) (l lease, ok bool, err error) {
+	epoch, pos, ok, err := p.store.AcquireLease(ctx, p.name, o.Owner, o.LeaseDuration)
+	if err != nil || !ok {
+		return lease{}, false, err
+	}
+	return lease{owner: o.Owner, epoch: epoch, position: pos}, true, nil
+}
+
 // standby tries to take the lease every PollInterval until it does (ok) or
 // ctx ends.
 func (p *Processor) standby(ctx context.Context, o Ownership, log *slog.Logger) (l lease, ok bool) {
@@ -174,16 +195,16 @@ func (p *Processor) standby(ctx context.Context, o Ownership, log *slog.Logger) 
 	for {
 		err := func() error {
 			if !loaded {
-				if _, _, err := p.pos.load(ctx, p.name); err != nil {
-					return fmt.Errorf("load position: %w", err)
+				if _, _, err := p.store.LoadPosition(ctx, p.name); err != nil {
+					return err
 				}
 				loaded = true
 			}
 			var err error
-			if l, ok, err = p.pos.acquire(ctx, p.name, o.Owner, o.LeaseDuration); err != nil || ok {
+			if l, ok, err = p.acquire(ctx, o); err != nil || ok {
 				return err
 			}
-			owner, pos, err := p.pos.holder(ctx, p.name)
+			owner, pos, err := p.store.LeaseHolder(ctx, p.name)
 			if err != nil {
 				return err
 			}
@@ -221,7 +242,10 @@ func (p *Processor) heartbeat(ctx context.Context, cancel context.CancelCauseFun
 		case <-t.C:
 		}
 		sent := time.Now()
-		err := p.pos.renew(ctx, p.name, l, o.LeaseDuration)
+		ok, err := p.store.RenewLease(ctx, p.name, l.owner, l.epoch, o.LeaseDuration)
+		if err == nil && !ok {
+			err = fmt.Errorf("renew lease: %w", ErrFenced)
+		}
 		switch {
 		case err == nil:
 			renewed = sent

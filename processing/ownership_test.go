@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/event"
+	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 )
@@ -49,23 +50,23 @@ func waitState(t testing.TB, p *processing.Processor, want processing.State, own
 func TestOwnedHandover(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		evs := appendEvents(t, s, "acct-1", Deposited{1}, Deposited{2})
+		s := fixture.NewStore(t, db.Gorm)
+		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2})
 		own := func(owner string) processing.Ownership {
 			return processing.Ownership{Owner: owner, LeaseDuration: time.Minute, PollInterval: 20 * time.Millisecond}
 		}
-		recA := &recorder{db: db.Gorm}
+		recA := &recorder{}
 		a := newProcessor(t, s, "shared", recA, processing.Options{})
 		stopA := startOwned(t, a, own("A"))
-		waitFor(t, a, evs[1].Position)
+		fixture.WaitFor(t, a, evs[1].Position)
 		waitState(t, a, processing.Running, "A")
 
-		recB := &recorder{db: db.Gorm}
+		recB := &recorder{}
 		b := newProcessor(t, s, "shared", recB, processing.Options{})
 		startOwned(t, b, own("B"))
 		waitState(t, b, processing.Standby, "A")
-		more := appendEvents(t, s, "acct-1", Deposited{3})
-		waitFor(t, a, more[0].Position)
+		more := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 3})
+		fixture.WaitFor(t, a, more[0].Position)
 		if err := b.WaitFor(t.Context(), more[0].Position); err != nil { // B sees A's progress
 			t.Fatal(err)
 		}
@@ -76,8 +77,8 @@ func TestOwnedHandover(t *testing.T) {
 			t.Errorf("A: status %+v, want stopped", st)
 		}
 		waitState(t, b, processing.Running, "B")
-		last := appendEvents(t, s, "acct-1", Deposited{4})
-		waitFor(t, b, last[0].Position)
+		last := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 4})
+		fixture.WaitFor(t, b, last[0].Position)
 		if got, want := recA.positions(), []int64{evs[0].Position, evs[1].Position, more[0].Position}; !slices.Equal(got, want) {
 			t.Errorf("A handled %v, want %v", got, want)
 		}
@@ -93,12 +94,12 @@ func TestOwnedHandover(t *testing.T) {
 func TestOwnedTakeoverFences(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		evs := appendEvents(t, s, "acct-1", Deposited{1}, Deposited{2})
+		s := fixture.NewStore(t, db.Gorm)
+		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2})
 		// A holds its second batch until B has taken over and committed
 		// it: a stand-in for a paused process.
 		release := make(chan struct{})
-		recA := &recorder{db: db.Gorm, fail: func(e event.Event) error {
+		recA := &recorder{fail: func(e event.Event) error {
 			if e.Position == evs[1].Position {
 				<-release
 			}
@@ -106,9 +107,9 @@ func TestOwnedTakeoverFences(t *testing.T) {
 		}}
 		a := newProcessor(t, s, "shared", recA, processing.Options{BatchSize: 1})
 		startOwned(t, a, processing.Ownership{Owner: "A", LeaseDuration: time.Hour, HeartbeatInterval: 50 * time.Minute})
-		waitFor(t, a, evs[0].Position)
+		fixture.WaitFor(t, a, evs[0].Position)
 
-		recB := &recorder{db: db.Gorm}
+		recB := &recorder{}
 		b := newProcessor(t, s, "shared", recB, processing.Options{})
 		startOwned(t, b, processing.Ownership{Owner: "B", LeaseDuration: time.Minute, PollInterval: 20 * time.Millisecond})
 		waitState(t, b, processing.Standby, "A")
@@ -117,7 +118,7 @@ func TestOwnedTakeoverFences(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitState(t, b, processing.Running, "B")
-		waitFor(t, b, evs[1].Position)
+		fixture.WaitFor(t, b, evs[1].Position)
 		close(release)
 		waitState(t, a, processing.Standby, "B")
 
@@ -142,17 +143,17 @@ func TestOwnedTakeoverFences(t *testing.T) {
 func TestOwnedReset(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		evs := appendEvents(t, s, "acct-1", Deposited{1}, Deposited{2})
-		rec := &recorder{db: db.Gorm}
+		s := fixture.NewStore(t, db.Gorm)
+		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2})
+		rec := &recorder{}
 		p := newProcessor(t, s, "shared", rec, processing.Options{})
 		startOwned(t, p, processing.Ownership{Owner: "A", LeaseDuration: time.Second, PollInterval: 20 * time.Millisecond})
-		waitFor(t, p, evs[1].Position)
-		if err := p.Reset(t.Context(), db.Gorm); !errors.Is(err, processing.ErrRunning) {
+		fixture.WaitFor(t, p, evs[1].Position)
+		if err := p.Reset(t.Context()); !errors.Is(err, processing.ErrRunning) {
 			t.Fatalf("Reset() while running = %v, want ErrRunning", err)
 		}
-		other := newProcessor(t, s, "shared", &recorder{db: db.Gorm}, processing.Options{})
-		if err := other.Reset(t.Context(), db.Gorm); err != nil {
+		other := newProcessor(t, s, "shared", &recorder{}, processing.Options{})
+		if err := other.Reset(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(30 * time.Second)

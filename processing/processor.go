@@ -4,32 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"gorm.io/gorm"
-
 	"github.com/cairnhq/cairn/event"
 )
-
-// Store is what a processor needs of an event store: batched
-// subscriptions, and the database its positions live in.
-// *eventstore.Store implements it.
-type Store interface {
-	// SubscribeBatches yields batches of the events after a position,
-	// first those stored and then new ones, until ctx ends.
-	SubscribeBatches(ctx context.Context, after int64, limit int, types ...string) iter.Seq2[event.Batch, error]
-	// DB returns the store's database.
-	DB() *gorm.DB
-	// TablePrefix returns the prefix of the store's table names, which
-	// the position table shares.
-	TablePrefix() string
-}
 
 // Handler is the part of a processor that projectors and reactors differ
 // in: what is done with a batch of events, and when the position is saved.
@@ -47,27 +29,6 @@ type Handler interface {
 	// per committed transaction). The batch always holds at least one
 	// event.
 	HandleBatch(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error)
-}
-
-// Checkpoint saves the position of the processor that hands it out with a
-// batch. It is valid for that batch only, and moves the position from where
-// it was before the batch: a handler saves once per batch (a save in a
-// transaction that rolls back does not count).
-type Checkpoint struct {
-	pos   positions
-	name  string
-	epoch int64
-	from  int64
-}
-
-// Save sets the processor's position through db, which is a transaction of
-// the store's database when the position must commit together with other
-// writes (a projector's), or the store's database itself. It fails with
-// [ErrFenced] when the saved position is no longer the one the batch
-// started from, or the processor was reset or taken over since its Run
-// started: the caller must then roll back what it wrote with db.
-func (c Checkpoint) Save(ctx context.Context, db *gorm.DB, position int64) error {
-	return c.pos.save(ctx, db, c.name, c.epoch, c.from, position)
 }
 
 // DefaultBatchSize is the number of events a processor reads and handles
@@ -191,10 +152,10 @@ type Status struct {
 // Its methods are safe for concurrent use; it runs once at a time.
 type Processor struct {
 	name  string
+	kind  string
 	store Store
 	h     Handler
 	opts  Options
-	pos   positions
 
 	running atomic.Bool
 
@@ -227,16 +188,12 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("processing: new %q: %w: %w", name, ErrInvalid, err)
 	}
-	pos, err := newPositions(store.DB(), store.TablePrefix())
-	if err != nil {
-		return nil, fmt.Errorf("processing: new %q: %w", name, err)
-	}
 	return &Processor{
 		name:    name,
+		kind:    "processor",
 		store:   store,
 		h:       h,
 		opts:    opts.withDefaults(),
-		pos:     pos,
 		status:  Status{Name: name},
 		changed: make(chan struct{}),
 	}, nil
@@ -262,26 +219,45 @@ func validName(name string) error {
 // Name returns the processor's name.
 func (p *Processor) Name() string { return p.name }
 
-// Migrate creates the table of processor positions in the store's database
-// if it does not exist. It is safe to run again, and from several processes
-// at once.
-func (p *Processor) Migrate(ctx context.Context) error {
-	if err := p.pos.migrate(ctx); err != nil {
-		return fmt.Errorf("processing: migrate: %w", err)
+// Kind returns the kind of processor p is: "processor" for one made by
+// [New], the kind given to [NewKind] ("projector", "reactor") otherwise.
+func (p *Processor) Kind() string { return p.kind }
+
+// start readies the handler for a run.
+func (p *Processor) start() error {
+	if s, ok := p.h.(starter); ok {
+		if err := s.start(); err != nil {
+			return fmt.Errorf("processing: run %s: %w", p.name, err)
+		}
 	}
 	return nil
 }
 
-// Reset moves the processor's saved position back to 0, through db (a
-// transaction, to reset a projection's tables together with it), so that
-// its next Run starts from the first event. Any instance of the processor
-// still running elsewhere is fenced: its next save fails with [ErrFenced]
-// and it stops. Reset fails with [ErrRunning] while this Processor runs.
-func (p *Processor) Reset(ctx context.Context, db *gorm.DB) error {
+// Migrate creates the table of processor positions in the store's database
+// if it does not exist, by migrating the store ([Positions.Migrate]). It is
+// safe to run again, and from several processes at once.
+func (p *Processor) Migrate(ctx context.Context) error {
+	// The store's error names the operation: there is nothing to add.
+	return p.store.Migrate(ctx)
+}
+
+// Reset moves the processor's saved position back to 0 through the store,
+// so that its next Run starts from the first event. Any instance of the
+// processor still running elsewhere is fenced: its next save fails with
+// [ErrFenced] and it stops. Reset fails with [ErrRunning] while this
+// Processor runs.
+func (p *Processor) Reset(ctx context.Context) error {
+	return p.ResetWith(ctx, p.store.ResetPosition)
+}
+
+// ResetWith is [Processor.Reset] through reset, which resets the named
+// processor's position in the caller's transaction: a projector resets its
+// tables in the same one.
+func (p *Processor) ResetWith(ctx context.Context, reset func(ctx context.Context, name string) error) error {
 	if p.running.Load() {
 		return fmt.Errorf("processing: reset %s: %w", p.name, ErrRunning)
 	}
-	if err := p.pos.reset(ctx, db, p.name); err != nil {
+	if err := reset(ctx, p.name); err != nil {
 		return fmt.Errorf("processing: reset %s: %w", p.name, err)
 	}
 	p.update(func(s *Status) { s.Position = 0 })
@@ -339,6 +315,9 @@ func (p *Processor) update(fn func(*Status)) {
 //
 // Run needs the position table: call [Processor.Migrate] first.
 func (p *Processor) Run(ctx context.Context) error {
+	if err := p.start(); err != nil {
+		return err
+	}
 	if !p.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("processing: run %s: %w", p.name, ErrRunning)
 	}
@@ -419,9 +398,9 @@ type run struct {
 // or the end of ctx.
 func (r *run) once(ctx context.Context) error {
 	p := r.p
-	pos, epoch, err := p.pos.load(ctx, p.name)
+	pos, epoch, err := p.store.LoadPosition(ctx, p.name)
 	if err != nil {
-		return fmt.Errorf("load position: %w", err)
+		return err
 	}
 	if r.epoch < 0 {
 		r.epoch = epoch
@@ -433,12 +412,12 @@ func (r *run) once(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		cp := Checkpoint{pos: p.pos, name: p.name, epoch: r.epoch, from: pos}
+		cp := Checkpoint{store: p.store, name: p.name, epoch: r.epoch, from: pos}
 		var saved int64
 		var herr error
 		if len(b.Events) == 0 {
 			// Only events of other types (or holes): move past them.
-			if herr = cp.Save(ctx, p.store.DB(), b.Through); herr == nil {
+			if herr = cp.Save(ctx, b.Through); herr == nil {
 				saved = b.Through
 			}
 		} else {
@@ -466,10 +445,10 @@ func (r *run) once(ctx context.Context) error {
 
 // handle calls the handler, turning a panic that escaped it into an error.
 func (r *run) handle(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			saved, err = 0, &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return r.p.h.HandleBatch(ctx, b, cp)
+	err = Guard(func() error {
+		var herr error
+		saved, herr = r.p.h.HandleBatch(ctx, b, cp)
+		return herr
+	})
+	return saved, err
 }

@@ -9,16 +9,18 @@ import (
 	"testing/synctest"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/eventstore/sqlitedb"
+	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 )
 
-var _ processing.Store = (*eventstore.Store)(nil)
+var (
+	_ processing.Store      = (*eventstore.Store)(nil)
+	_ processing.TypedStore = (*eventstore.Store)(nil)
+)
 
 // TestRetryDelays checks the delays between attempts on the fake clock of
 // a synctest bubble, with a real (in-memory) database: a handler failing
@@ -32,11 +34,11 @@ func TestRetryDelays(t *testing.T) {
 		}
 		sqlDB, _ := db.DB()
 		defer sqlDB.Close()
-		s := newStore(t, db)
-		evs := appendEvents(t, s, "acct-1", Deposited{1}, Deposited{2}, Deposited{3})
+		s := fixture.NewStore(t, db)
+		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2}, fixture.Deposited{Amount: 3})
 		failures := map[int64]int{evs[1].Position: 4, evs[2].Position: 2}
 		var mu sync.Mutex
-		rec := &recorder{db: db, fail: func(e event.Event) error {
+		rec := &recorder{fail: func(e event.Event) error {
 			mu.Lock()
 			defer mu.Unlock()
 			if failures[e.Position] > 0 {
@@ -91,15 +93,15 @@ func TestRetryDelays(t *testing.T) {
 func TestPositionPassesIgnoredTypes(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		dep := appendEvents(t, s, "acct-1", Deposited{1})
-		rec := &recorder{types: []string{"deposited"}, db: db.Gorm}
+		s := fixture.NewStore(t, db.Gorm)
+		dep := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1})
+		rec := &recorder{types: []string{"deposited"}}
 		p := newProcessor(t, s, "deposits", rec, processing.Options{})
-		start(t, p)
-		waitFor(t, p, dep[0].Position)
+		fixture.RunInBackground(t, p)
+		fixture.WaitFor(t, p, dep[0].Position)
 		// Only events of another type: the position still moves to them.
-		notes := appendEvents(t, s, "notes", Noted{"a"}, Noted{"b"})
-		waitFor(t, p, notes[1].Position)
+		notes := fixture.Append(t, s, "notes", fixture.Noted{Text: "a"}, fixture.Noted{Text: "b"})
+		fixture.WaitFor(t, p, notes[1].Position)
 		if got := rec.positions(); !slices.Equal(got, []int64{dep[0].Position}) {
 			t.Errorf("handled %v, want only the deposit at %d", got, dep[0].Position)
 		}
@@ -119,9 +121,9 @@ func TestPositionPassesIgnoredTypes(t *testing.T) {
 func TestNoRetryAndPanic(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		evs := appendEvents(t, s, "acct-1", Deposited{1}, Deposited{2})
-		h := &panicker{db: db.Gorm, at: evs[1].Position}
+		s := fixture.NewStore(t, db.Gorm)
+		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2})
+		h := &panicker{at: evs[1].Position}
 		p := newProcessor(t, s, "panicky", h, processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 1})
 		err := p.Run(t.Context())
 		pe, ok := errors.AsType[*processing.PanicError](err)
@@ -137,7 +139,6 @@ func TestNoRetryAndPanic(t *testing.T) {
 
 // panicker panics on the event at position at.
 type panicker struct {
-	db *gorm.DB
 	at int64
 }
 
@@ -149,25 +150,25 @@ func (h *panicker) HandleBatch(ctx context.Context, b event.Batch, cp processing
 			panic("boom")
 		}
 	}
-	return b.Through, cp.Save(ctx, h.db, b.Through)
+	return b.Through, cp.Save(ctx, b.Through)
 }
 
 func TestFencedAfterReset(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		first := appendEvents(t, s, "acct-1", Deposited{1})
-		running := newProcessor(t, s, "fenced", &recorder{db: db.Gorm}, processing.Options{})
+		s := fixture.NewStore(t, db.Gorm)
+		first := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1})
+		running := newProcessor(t, s, "fenced", &recorder{}, processing.Options{})
 		done := make(chan error, 1)
 		go func() { done <- running.Run(t.Context()) }()
-		waitFor(t, running, first[0].Position)
+		fixture.WaitFor(t, running, first[0].Position)
 
 		// Another instance (another process, say) resets the position.
-		other := newProcessor(t, s, "fenced", &recorder{db: db.Gorm}, processing.Options{})
-		if err := other.Reset(t.Context(), db.Gorm); err != nil {
+		other := newProcessor(t, s, "fenced", &recorder{}, processing.Options{})
+		if err := other.Reset(t.Context()); err != nil {
 			t.Fatalf("Reset() = %v", err)
 		}
-		appendEvents(t, s, "acct-1", Deposited{2})
+		fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 2})
 		if err := <-done; !errors.Is(err, processing.ErrFenced) {
 			t.Fatalf("Run() = %v, want ErrFenced", err)
 		}
@@ -186,9 +187,9 @@ func TestFencedAfterReset(t *testing.T) {
 
 func TestRunTwice(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := newStore(t, db.Gorm)
-	p := newProcessor(t, s, "twice", &recorder{db: db.Gorm}, processing.Options{})
-	start(t, p)
+	s := fixture.NewStore(t, db.Gorm)
+	p := newProcessor(t, s, "twice", &recorder{}, processing.Options{})
+	fixture.RunInBackground(t, p)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	for p.Status().State != processing.Running {
@@ -204,7 +205,7 @@ func TestRunTwice(t *testing.T) {
 
 func TestNewRejectsBadInput(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := newStore(t, db.Gorm)
+	s := fixture.NewStore(t, db.Gorm)
 	for _, tc := range []struct {
 		name string
 		opts processing.Options
@@ -233,7 +234,7 @@ func TestMigrateConcurrently(t *testing.T) {
 					s.Close()
 				}
 			})
-			s, err := eventstore.New(g, newRegistry(), eventstore.Options{Logger: testdb.Logger(t)})
+			s, err := eventstore.New(g, fixture.NewRegistry(), eventstore.Options{Logger: testdb.Logger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
+	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/projector"
@@ -73,10 +74,10 @@ func ledgerProjector(b testing.TB, s projector.Store, name, table string, batche
 		}
 		return tx.Exec(insert+"(?, ?, ?)", e.Position, e.StreamID, amount).Error
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d fixture.Deposited) error {
 		return add(tx, e, d.Amount)
 	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Withdrawn) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d fixture.Withdrawn) error {
 		return add(tx, e, -d.Amount)
 	})
 	if err := p.Migrate(b.Context()); err != nil {
@@ -93,8 +94,8 @@ func BenchmarkCatchUp(b *testing.B) {
 	for _, kind := range testdb.Kinds() {
 		b.Run(string(kind), func(b *testing.B) {
 			db := testdb.New(b, kind)
-			s := newStore(b, db.Gorm)
-			head := fill(b, s, n, 100, 1000)
+			s := fixture.NewStore(b, db.Gorm)
+			head := fixture.Fill(b, s, n, 100, 1000)
 			for _, mode := range []string{"insert-per-event", "multi-row-flush"} {
 				b.Run(mode, func(b *testing.B) {
 					table := "ledger_" + strings.ReplaceAll(mode, "-", "_")
@@ -134,7 +135,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 	for _, kind := range testdb.Kinds() {
 		b.Run(string(kind), func(b *testing.B) {
 			db := testdb.New(b, kind)
-			s := newStore(b, db.Gorm)
+			s := fixture.NewStore(b, db.Gorm)
 			p := ledgerProjector(b, s, "ledger", "ledger", false)
 			ctx, cancel := context.WithCancel(b.Context())
 			done := make(chan error, 1)
@@ -150,7 +151,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 			for b.Loop() {
 				for range appends {
 					i++
-					evs, err := s.Append(b.Context(), fmt.Sprintf("acct-%d", i%10), event.Any, []any{Deposited{Amount: 1}})
+					evs, err := s.Append(b.Context(), fmt.Sprintf("acct-%d", i%10), event.Any, []any{fixture.Deposited{Amount: 1}})
 					if err != nil {
 						b.Fatalf("Append() = %v", err)
 					}

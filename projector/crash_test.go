@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 )
@@ -33,8 +34,8 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, db)
-	p := accountsProjector(t, s, "accounts", "accounts", processing.Options{BatchSize: 100, ErrorHandler: processing.NoRetry{}})
+	s := fixture.NewStore(t, db)
+	p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{BatchSize: 100, ErrorHandler: processing.NoRetry{}}})
 	fmt.Println("ready")
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -79,9 +80,9 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		fill(t, s, 15_000, 40, 1000)
-		accountsProjector(t, s, "accounts", "accounts", processing.Options{}) // migrate before the children
+		s := fixture.NewStore(t, db.Gorm)
+		fixture.Fill(t, s, 15_000, 40, 1000)
+		fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{}}) // migrate before the children
 		for i := range 5 {
 			cmd := startHelper(t, db)
 			time.Sleep(time.Duration(rand.IntN(250)) * time.Millisecond)
@@ -95,21 +96,21 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			head, _ := s.Head(t.Context())
 			t.Logf("kill %d: position %d of %d", i+1, pos, head)
-			fill(t, s, 500, 45, 100)
+			fixture.Fill(t, s, 500, 45, 100)
 		}
 		// Finish in this process, then rebuild from scratch and compare.
 		head, err := s.Head(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := accountsProjector(t, s, "accounts", "accounts", processing.Options{ErrorHandler: processing.NoRetry{}})
-		runInBackground(t, p)
-		waitFor(t, p, head)
-		clean := accountsProjector(t, s, "accounts-clean", "accounts_clean", processing.Options{ErrorHandler: processing.NoRetry{}})
-		runInBackground(t, clean)
-		waitFor(t, clean, head)
-		want := readAccounts(t, db.Gorm, "accounts_clean")
+		p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}}})
+		fixture.RunInBackground(t, p)
+		fixture.WaitFor(t, p, head)
+		clean := fixture.AccountsProjector(t, s, "accounts-clean", "accounts_clean", fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}}})
+		fixture.RunInBackground(t, clean)
+		fixture.WaitFor(t, clean, head)
+		want := fixture.ReadAccounts(t, db.Gorm, "accounts_clean")
 		checkAccounts(t, db.Gorm, "accounts", want)
-		checkAccounts(t, db.Gorm, "accounts_clean", foldAccounts(t, s))
+		checkAccounts(t, db.Gorm, "accounts_clean", fixture.FoldAccounts(t, s, 0))
 	})
 }

@@ -2,8 +2,9 @@
 // event stream processor (see package processing) whose handlers write
 // tables in the store's database, in the same transaction as its position.
 //
-// Handlers are registered per event type with [On], typed by the event's Go
-// type, and receive the batch's transaction:
+// Handlers are registered per event type with [On] (or [MustOn], which
+// panics where On returns an error, for set-up code), typed by the event's
+// Go type, and receive the batch's transaction:
 //
 //	p, err := projector.New(store, "todo-list", projector.Options{
 //		Tables: []string{"todo_list"},
@@ -11,7 +12,7 @@
 //			return tx.Exec(`CREATE TABLE IF NOT EXISTS todo_list (id text PRIMARY KEY, title text, done boolean)`).Error
 //		},
 //	})
-//	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d TodoAdded) error {
+//	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d TodoAdded) error {
 //		return tx.Exec(`INSERT INTO todo_list (id, title, done) VALUES (?, ?, false)`, e.StreamID, d.Title).Error
 //	})
 //	err = p.Migrate(ctx) // position table + Setup

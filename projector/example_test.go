@@ -46,10 +46,10 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d TodoAdded) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d TodoAdded) error {
 		return tx.Exec(`INSERT INTO todo_list (id, title, done) VALUES (?, ?, false)`, e.StreamID, d.Title).Error
 	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ TodoCompleted) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ TodoCompleted) error {
 		return tx.Exec(`UPDATE todo_list SET done = true WHERE id = ?`, e.StreamID).Error
 	})
 	if err := p.Migrate(ctx); err != nil {

@@ -14,14 +14,15 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
+	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/projector"
 )
 
-func checkAccounts(t testing.TB, db *gorm.DB, table string, want map[string]account) {
+func checkAccounts(t testing.TB, db *gorm.DB, table string, want map[string]fixture.Account) {
 	t.Helper()
-	got := readAccounts(t, db, table)
+	got := fixture.ReadAccounts(t, db, table)
 	if !maps.Equal(got, want) {
 		t.Errorf("table %s: %d accounts differ from the fold of the events", table, len(want))
 		for id, w := range want {
@@ -37,22 +38,24 @@ func checkAccounts(t testing.TB, db *gorm.DB, table string, want map[string]acco
 	}
 }
 
+var _ projector.Store = (*eventstore.Store)(nil)
+
 func TestCatchUpThenLive(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		head := fill(t, s, 10_000, 50, 500)
+		s := fixture.NewStore(t, db.Gorm)
+		head := fixture.Fill(t, s, 10_000, 50, 500)
 		// The last events are of a type the projector skips: its position
 		// must still reach the head.
-		noted, err := s.Append(t.Context(), "notes", event.Any, []any{Noted{Text: "a"}, Noted{Text: "b"}})
+		noted, err := s.Append(t.Context(), "notes", event.Any, []any{fixture.Noted{Text: "a"}, fixture.Noted{Text: "b"}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		head = noted[1].Position
-		p := accountsProjector(t, s, "accounts", "accounts", processing.Options{ErrorHandler: processing.NoRetry{}})
-		runInBackground(t, p)
-		waitFor(t, p, head)
-		checkAccounts(t, db.Gorm, "accounts", foldAccounts(t, s))
+		p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}}})
+		fixture.RunInBackground(t, p)
+		fixture.WaitFor(t, p, head)
+		checkAccounts(t, db.Gorm, "accounts", fixture.FoldAccounts(t, s, 0))
 
 		// Live: several writers append while the projector follows.
 		var wg sync.WaitGroup
@@ -60,7 +63,7 @@ func TestCatchUpThenLive(t *testing.T) {
 			wg.Go(func() {
 				for i := range 50 {
 					if _, err := s.Append(t.Context(), fmt.Sprintf("acct-live-%d", w), event.Any,
-						[]any{Deposited{Amount: i}, Withdrawn{Amount: 1}, Noted{}}); err != nil {
+						[]any{fixture.Deposited{Amount: i}, fixture.Withdrawn{Amount: 1}, fixture.Noted{}}); err != nil {
 						t.Errorf("Append() = %v", err)
 						return
 					}
@@ -72,8 +75,8 @@ func TestCatchUpThenLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, p, head)
-		checkAccounts(t, db.Gorm, "accounts", foldAccounts(t, s))
+		fixture.WaitFor(t, p, head)
+		checkAccounts(t, db.Gorm, "accounts", fixture.FoldAccounts(t, s, 0))
 		if st := p.Status(); st.State != processing.Running || st.Attempts != 0 || st.LastError != nil {
 			t.Errorf("Status() = %+v, want running and healthy", st)
 		}
@@ -83,11 +86,11 @@ func TestCatchUpThenLive(t *testing.T) {
 func TestResetRebuilds(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		head := fill(t, s, 1_500, 7, 100)
-		p := accountsProjector(t, s, "accounts", "accounts", processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 200})
-		stop := runInBackground(t, p)
-		waitFor(t, p, head)
+		s := fixture.NewStore(t, db.Gorm)
+		head := fixture.Fill(t, s, 1_500, 7, 100)
+		p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 200}})
+		stop := fixture.RunInBackground(t, p)
+		fixture.WaitFor(t, p, head)
 		if err := p.Reset(t.Context()); !errors.Is(err, processing.ErrRunning) {
 			t.Errorf("Reset() while running = %v, want ErrRunning", err)
 		}
@@ -97,12 +100,12 @@ func TestResetRebuilds(t *testing.T) {
 		if err := p.Reset(t.Context()); err != nil {
 			t.Fatalf("Reset() = %v, want nil", err)
 		}
-		if got := readAccounts(t, db.Gorm, "accounts"); len(got) != 0 {
+		if got := fixture.ReadAccounts(t, db.Gorm, "accounts"); len(got) != 0 {
 			t.Fatalf("after Reset, table has %d rows, want 0", len(got))
 		}
-		runInBackground(t, p)
-		waitFor(t, p, head)
-		checkAccounts(t, db.Gorm, "accounts", foldAccounts(t, s))
+		fixture.RunInBackground(t, p)
+		fixture.WaitFor(t, p, head)
+		checkAccounts(t, db.Gorm, "accounts", fixture.FoldAccounts(t, s, 0))
 	})
 }
 
@@ -137,7 +140,7 @@ func newFailingProjector(t *testing.T, s *eventstore.Store, name string, failAt 
 	if err != nil {
 		t.Fatal(err)
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d fixture.Deposited) error {
 		if err := tx.Exec(`INSERT INTO `+table+` (position) VALUES (?)`, e.Position).Error; err != nil {
 			return err
 		}
@@ -196,14 +199,14 @@ func TestHandlerErrors(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				db := testdb.New(t, kind)
-				s := newStore(t, db.Gorm)
-				head := fill(t, s, 1_000, 3, 100)
+				s := fixture.NewStore(t, db.Gorm)
+				head := fixture.Fill(t, s, 1_000, 3, 100)
 				deps := deposits(t, s)
 				failAt := deps[len(deps)/2+3].Position // mid-batch
 				const failures = 3
 				fp := newFailingProjector(t, s, "failing", failAt, failures, tc.panics, tc.eh)
-				runInBackground(t, fp)
-				waitFor(t, fp.Projector, head)
+				fixture.RunInBackground(t, fp)
+				fixture.WaitFor(t, fp.Projector, head)
 				if got := countRows(t, db.Gorm, "failing_rows"); got != int64(len(deps)) {
 					t.Errorf("rows = %d, want %d (one per deposit, exactly once)", got, len(deps))
 				}
@@ -234,13 +237,13 @@ func TestHandlerErrors(t *testing.T) {
 func TestNoRetryStopsOnlyThatProjector(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		head := fill(t, s, 600, 3, 100)
+		s := fixture.NewStore(t, db.Gorm)
+		head := fixture.Fill(t, s, 600, 3, 100)
 		deps := deposits(t, s)
 		failAt := deps[250].Position
 		bad := newFailingProjector(t, s, "bad", failAt, 1_000, false, processing.NoRetry{})
-		good := accountsProjector(t, s, "good", "good_accounts", processing.Options{ErrorHandler: processing.NoRetry{}})
-		runInBackground(t, good)
+		good := fixture.AccountsProjector(t, s, "good", "good_accounts", fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}}})
+		fixture.RunInBackground(t, good)
 
 		err := bad.Run(t.Context())
 		if ee, ok := errors.AsType[*processing.EventError](err); !ok || ee.Position != failAt {
@@ -260,8 +263,8 @@ func TestNoRetryStopsOnlyThatProjector(t *testing.T) {
 		if err := bad.WaitFor(t.Context(), head); err == nil {
 			t.Errorf("WaitFor() on a failed projector = nil, want its error")
 		}
-		waitFor(t, good, head)
-		checkAccounts(t, db.Gorm, "good_accounts", foldAccounts(t, s))
+		fixture.WaitFor(t, good, head)
+		checkAccounts(t, db.Gorm, "good_accounts", fixture.FoldAccounts(t, s, 0))
 	})
 }
 
@@ -274,8 +277,8 @@ type otherDeposited struct {
 func TestUndecodableEvent(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		fill(t, s, 300, 3, 100)
+		s := fixture.NewStore(t, db.Gorm)
+		fixture.Fill(t, s, 300, 3, 100)
 		reg := event.NewRegistry(event.RegistryOptions{})
 		event.MustRegister[otherDeposited](reg, "deposited")
 		w, err := eventstore.New(db.Gorm, reg, eventstore.Options{Logger: testdb.Logger(t)})
@@ -286,12 +289,12 @@ func TestUndecodableEvent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fill(t, s, 100, 3, 100)
+		fixture.Fill(t, s, 100, 3, 100)
 		var seen []processing.Failure
-		p := accountsProjector(t, s, "accounts", "accounts", processing.Options{
+		p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{
 			ErrorHandler: processing.ConstantRetry{Delay: time.Millisecond, MaxAttempts: 2},
 			OnError:      func(f processing.Failure) { seen = append(seen, f) },
-		})
+		}})
 		err = p.Run(t.Context())
 		de, ok := errors.AsType[*event.DecodeError](err)
 		if !ok || de.Position != bad[0].Position {
@@ -313,11 +316,11 @@ func TestUndecodableEvent(t *testing.T) {
 func TestConcurrentInstances(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		head := fill(t, s, 3_000, 20, 100)
-		opts := processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 50}
-		a := accountsProjector(t, s, "accounts", "accounts", opts)
-		b := accountsProjector(t, s, "accounts", "accounts", opts)
+		s := fixture.NewStore(t, db.Gorm)
+		head := fixture.Fill(t, s, 3_000, 20, 100)
+		opts := fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 50}}
+		a := fixture.AccountsProjector(t, s, "accounts", "accounts", opts)
+		b := fixture.AccountsProjector(t, s, "accounts", "accounts", opts)
 		errs := make(chan error, 2)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
@@ -345,7 +348,7 @@ func TestConcurrentInstances(t *testing.T) {
 			}
 		}
 		t.Logf("%d of 2 instances fenced", fenced)
-		checkAccounts(t, db.Gorm, "accounts", foldAccounts(t, s))
+		checkAccounts(t, db.Gorm, "accounts", fixture.FoldAccounts(t, s, 0))
 	})
 }
 
@@ -362,4 +365,31 @@ func waitEither(ctx context.Context, pos int64, ps ...*projector.Projector) <-ch
 		}()
 	}
 	return done
+}
+
+// TestRegistration: On returns an error for a type the registry does not
+// know and for a second handler of a type; MustOn panics with that error.
+func TestRegistration(t *testing.T) {
+	db := testdb.New(t, testdb.SQLite)
+	s := fixture.NewStore(t, db.Gorm)
+	p, err := projector.New(s, "registration", projector.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Kind(); got != "projector" {
+		t.Errorf("Kind() = %q, want projector", got)
+	}
+	type unknown struct{}
+	err = projector.On(p, func(context.Context, *gorm.DB, event.Event, unknown) error { return nil })
+	if !errors.Is(err, processing.ErrInvalid) {
+		t.Errorf("On(unregistered type) = %v, want ErrInvalid", err)
+	}
+	h := func(context.Context, *gorm.DB, event.Event, fixture.Deposited) error { return nil }
+	projector.MustOn(p, h)
+	defer func() {
+		if err, _ := recover().(error); !errors.Is(err, processing.ErrInvalid) {
+			t.Errorf("MustOn() twice for one type panicked with %v, want ErrInvalid", err)
+		}
+	}()
+	projector.MustOn(p, h)
 }

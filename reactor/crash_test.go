@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 )
@@ -33,7 +34,7 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, db)
+	s := fixture.NewStore(t, db)
 	r := receiptReactor(t, s, "receipts", processing.Options{BatchSize: 50, ErrorHandler: processing.NoRetry{}}, nil)
 	fmt.Println("ready")
 	if err := r.Run(context.Background()); err != nil {
@@ -78,8 +79,8 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm)
-		fill(t, s, 2_000, 20, 100)
+		s := fixture.NewStore(t, db.Gorm)
+		fixture.Fill(t, s, 2_000, 20, 100)
 		receiptReactor(t, s, "receipts", processing.Options{}, nil) // migrate before the children
 		for i := range 5 {
 			cmd := startHelper(t, db)
@@ -92,16 +93,16 @@ func TestCrashRecovery(t *testing.T) {
 			if err := db.Gorm.Raw(`SELECT position FROM cairn_processor_positions WHERE name = 'receipts'`).Row().Scan(&pos); err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("kill %d: position %d of %d", i+1, pos, head(t, s))
-			fill(t, s, 100, 5, 10)
+			t.Logf("kill %d: position %d of %d", i+1, pos, fixture.Head(t, s))
+			fixture.Fill(t, s, 100, 5, 10)
 		}
 		// Finish in this process, and check the receipts.
 		r := receiptReactor(t, s, "receipts", processing.Options{ErrorHandler: processing.NoRetry{}}, nil)
-		runInBackground(t, r)
+		fixture.RunInBackground(t, r)
 		for {
-			h := head(t, s)
-			waitFor(t, r, h)
-			if head(t, s) == h { // the reactor's own receipts are appended behind it
+			h := fixture.Head(t, s)
+			fixture.WaitFor(t, r, h)
+			if fixture.Head(t, s) == h { // the reactor's own receipts are appended behind it
 				break
 			}
 		}

@@ -1,9 +1,11 @@
 // Package reactor triggers side effects from events: a [Reactor] is an
 // event stream processor (see package processing) whose handlers send
 // mail, call other services, or emit new events back into the store.
+// Handlers are registered per event type with [On] (or [MustOn], which
+// panics where On returns an error, for set-up code):
 //
 //	r, err := reactor.New(store, "welcome-mail", reactor.Options{})
-//	reactor.On(r, func(ctx context.Context, e event.Event, d UserSignedUp, emit *reactor.Emitter) error {
+//	reactor.MustOn(r, func(ctx context.Context, e event.Event, d UserSignedUp, emit *reactor.Emitter) error {
 //		if err := mailer.SendWelcome(ctx, d.Email); err != nil {
 //			return err // retried per the error handler
 //		}

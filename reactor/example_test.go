@@ -50,7 +50,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	reactor.On(r, func(ctx context.Context, e event.Event, d UserSignedUp, emit *reactor.Emitter) error {
+	reactor.MustOn(r, func(ctx context.Context, e event.Event, d UserSignedUp, emit *reactor.Emitter) error {
 		fmt.Println("sending a welcome mail to", d.Email) // the side effect
 		_, err := emit.Emit(ctx, e.StreamID, WelcomeMailSent{Email: d.Email})
 		return err

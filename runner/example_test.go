@@ -16,6 +16,11 @@ import (
 	"github.com/cairnhq/cairn/runner"
 )
 
+// Deposited adds Amount to an account, whose stream is the account.
+type Deposited struct {
+	Amount int `json:"amount"`
+}
+
 // A runner with one projector: run it, wait until the projection shows
 // the events, read the status and stop. A main package would call
 // runner.RunMain(ctx, r) instead, to stop on SIGINT or SIGTERM.
@@ -45,7 +50,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	projector.On(balances, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
+	projector.MustOn(balances, func(ctx context.Context, tx *gorm.DB, e event.Event, d Deposited) error {
 		return tx.Exec(`INSERT INTO balances (id, balance) VALUES (?, ?)
 			ON CONFLICT (id) DO UPDATE SET balance = balances.balance + excluded.balance`, e.StreamID, d.Amount).Error
 	})

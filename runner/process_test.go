@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/eventstore"
+	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/runner"
@@ -52,13 +54,13 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, db, log)
+	s := fixture.NewStoreWith(t, db, eventstore.Options{Logger: log})
 	owner := os.Getenv(envOwner)
 	lease := duration(envLease)
-	p := accountsProjector(t, s, "accounts", "accounts", accountsOptions{
-		processing: processing.Options{BatchSize: 100, Logger: log, ErrorHandler: processing.ConstantRetry{Delay: 50 * time.Millisecond}},
-		owner:      owner,
-		batchDelay: duration(envDelay),
+	p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{
+		Processing: processing.Options{BatchSize: 100, Logger: log, ErrorHandler: processing.ConstantRetry{Delay: 50 * time.Millisecond}},
+		Owner:      owner,
+		BatchDelay: duration(envDelay),
 	})
 	r, err := runner.New(s, runner.Options{
 		Logger:           log,
@@ -173,12 +175,12 @@ func TestShutdown(t *testing.T) {
 	}
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm, testdb.Logger(t))
-		head := fill(t, s, 10_000, 30, 500)
-		accountsProjector(t, s, "accounts", "accounts", accountsOptions{}) // migrate before the child
+		s := fixture.NewStore(t, db.Gorm)
+		head := fixture.Fill(t, s, 10_000, 30, 500)
+		fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{}) // migrate before the child
 		const grace = 5 * time.Second
 		c := startChild(t, db, "A", 2*time.Second, 10*time.Millisecond, grace)
-		eventually(t, 60*time.Second, "the child to project", func() bool { return readLease(t, db.Gorm, "accounts").Position > 0 })
+		fixture.Eventually(t, 60*time.Second, "the child to project", func() bool { return readLease(t, db.Gorm, "accounts").Position > 0 })
 
 		start := time.Now()
 		if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -200,7 +202,7 @@ func TestShutdown(t *testing.T) {
 		if l.Owner != "" {
 			t.Errorf("lease held by %q after shutdown, want released", l.Owner)
 		}
-		checkAccounts(t, readAccounts(t, db.Gorm, "accounts"), foldAccounts(t, s, l.Position))
+		fixture.CheckAccounts(t, fixture.ReadAccounts(t, db.Gorm, "accounts"), fixture.FoldAccounts(t, s, l.Position))
 		if m := maxAppliedBy(t, db, "A"); m > l.Position {
 			t.Errorf("events projected up to %d, past the saved position %d", m, l.Position)
 		}
@@ -220,12 +222,12 @@ func TestFailover(t *testing.T) {
 	}
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := newStore(t, db.Gorm, testdb.Logger(t))
-		head := fill(t, s, 10_000, 30, 500)
-		accountsProjector(t, s, "accounts", "accounts", accountsOptions{})
+		s := fixture.NewStore(t, db.Gorm)
+		head := fixture.Fill(t, s, 10_000, 30, 500)
+		fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{})
 		const lease = time.Second
 		a := startChild(t, db, "A", lease, 10*time.Millisecond, 5*time.Second)
-		eventually(t, 60*time.Second, "A to own and project", func() bool {
+		fixture.Eventually(t, 60*time.Second, "A to own and project", func() bool {
 			l := readLease(t, db.Gorm, "accounts")
 			return l.Owner == "A" && l.Position > 0
 		})
@@ -237,12 +239,12 @@ func TestFailover(t *testing.T) {
 		killedAt := readLease(t, db.Gorm, "accounts").Position
 		t.Logf("A killed at position %d of %d", killedAt, head)
 
-		eventually(t, 30*time.Second, "B to take over", func() bool { return readLease(t, db.Gorm, "accounts").Owner == "B" })
-		eventually(t, 60*time.Second, "B to finish", func() bool { return readLease(t, db.Gorm, "accounts").Position == head })
+		fixture.Eventually(t, 30*time.Second, "B to take over", func() bool { return readLease(t, db.Gorm, "accounts").Owner == "B" })
+		fixture.Eventually(t, 60*time.Second, "B to finish", func() bool { return readLease(t, db.Gorm, "accounts").Position == head })
 		if twice := appliedTwice(t, db); len(twice) > 0 {
 			t.Errorf("positions projected twice: %v", twice)
 		}
-		checkAccounts(t, readAccounts(t, db.Gorm, "accounts"), rebuild(t, s, db.Gorm, head))
+		fixture.CheckAccounts(t, fixture.ReadAccounts(t, db.Gorm, "accounts"), rebuild(t, s, db.Gorm, head))
 		if !strings.Contains(b.logged(), "lease taken") {
 			t.Errorf("B did not log its takeover:\n%s", b.logged())
 		}
@@ -262,12 +264,12 @@ func TestFencing(t *testing.T) {
 		t.Skip("starts child processes")
 	}
 	db := testdb.New(t, testdb.Postgres)
-	s := newStore(t, db.Gorm, testdb.Logger(t))
-	head := fill(t, s, 10_000, 30, 500)
-	accountsProjector(t, s, "accounts", "accounts", accountsOptions{})
+	s := fixture.NewStore(t, db.Gorm)
+	head := fixture.Fill(t, s, 10_000, 30, 500)
+	fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{})
 	const lease = time.Second
 	a := startChild(t, db, "A", lease, 10*time.Millisecond, 5*time.Second)
-	eventually(t, 60*time.Second, "A to own and project", func() bool {
+	fixture.Eventually(t, 60*time.Second, "A to own and project", func() bool {
 		l := readLease(t, db.Gorm, "accounts")
 		return l.Owner == "A" && l.Position > 0
 	})
@@ -283,20 +285,20 @@ func TestFencing(t *testing.T) {
 	}()
 
 	var takeover leaseRow
-	eventually(t, 30*time.Second, "B to take over", func() bool {
+	fixture.Eventually(t, 30*time.Second, "B to take over", func() bool {
 		takeover = readLease(t, db.Gorm, "accounts")
 		return takeover.Owner == "B"
 	})
 	lastA := maxAppliedBy(t, db, "A")
-	eventually(t, 30*time.Second, "B to advance", func() bool { return maxAppliedBy(t, db, "B") > takeover.Position })
+	fixture.Eventually(t, 30*time.Second, "B to advance", func() bool { return maxAppliedBy(t, db, "B") > takeover.Position })
 	t.Logf("A paused after position %d; B took over at %d (epoch %d)", lastA, takeover.Position, takeover.Epoch)
 
 	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	resumed = true
-	eventually(t, 30*time.Second, "A to find its lease lost", func() bool { return strings.Contains(a.logged(), "lease lost") })
-	eventually(t, 60*time.Second, "B to finish", func() bool { return readLease(t, db.Gorm, "accounts").Position == head })
+	fixture.Eventually(t, 30*time.Second, "A to find its lease lost", func() bool { return strings.Contains(a.logged(), "lease lost") })
+	fixture.Eventually(t, 60*time.Second, "B to finish", func() bool { return readLease(t, db.Gorm, "accounts").Position == head })
 
 	if m := maxAppliedBy(t, db, "A"); m != lastA {
 		t.Errorf("A committed up to %d after it resumed, want nothing past %d", m, lastA)
@@ -310,6 +312,6 @@ func TestFencing(t *testing.T) {
 	if l := readLease(t, db.Gorm, "accounts"); l.Owner != "B" {
 		t.Errorf("lease held by %q at the end, want B", l.Owner)
 	}
-	checkAccounts(t, readAccounts(t, db.Gorm, "accounts"), rebuild(t, s, db.Gorm, head))
+	fixture.CheckAccounts(t, fixture.ReadAccounts(t, db.Gorm, "accounts"), rebuild(t, s, db.Gorm, head))
 	_ = b
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/eventstore/sqlitedb"
+	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/runner"
@@ -62,11 +63,11 @@ func TestProgress(t *testing.T) {
 		}
 		sqlDB, _ := db.DB()
 		defer sqlDB.Close()
-		s := newStore(t, db, testdb.Logger(t))
-		head := fill(t, s, 2000, 10, 100)
-		p := accountsProjector(t, s, "accounts", "accounts", accountsOptions{
-			processing: processing.Options{BatchSize: 100, Logger: testdb.Logger(t)},
-			batchDelay: time.Second,
+		s := fixture.NewStore(t, db)
+		head := fixture.Fill(t, s, 2000, 10, 100)
+		p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{
+			Processing: processing.Options{BatchSize: 100, Logger: testdb.Logger(t)},
+			BatchDelay: time.Second,
 		})
 		logs := &records{}
 		r, err := runner.New(s, runner.Options{Logger: slog.New(logs), ProgressInterval: 5 * time.Second}, p)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,14 +260,15 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // runOne runs one processor, turning a panic into its error.
-func (r *Runner) runOne(ctx context.Context, pr *proc) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("runner: %s: %w", pr.p.Name(), &processing.PanicError{Value: v, Stack: debug.Stack()})
-			r.opts.Logger.ErrorContext(ctx, "event processor panicked; stopping", "processor", pr.p.Name(), "error", err)
-		}
-	}()
-	err = pr.p.RunOwned(ctx, r.opts.Ownership)
+func (r *Runner) runOne(ctx context.Context, pr *proc) error {
+	err := processing.Guard(func() error { return pr.p.RunOwned(ctx, r.opts.Ownership) })
+	if pe, panicked := err.(*processing.PanicError); panicked {
+		// A panic that escaped RunOwned itself (RunOwned's own errors,
+		// those of its handlers' panics included, are wrapped).
+		err = fmt.Errorf("runner: %s: %w", pr.p.Name(), pe)
+		r.opts.Logger.ErrorContext(ctx, "event processor panicked; stopping", "processor", pr.p.Name(), "error", err)
+		return err
+	}
 	if err == nil && ctx.Err() == nil {
 		// Run is not meant to return before ctx ends; it has stopped
 		// anyway, without an error.

@@ -106,10 +106,13 @@ func benchProjector(ctx context.Context, s *eventstore.Store, name string) (*pro
 	if err != nil {
 		return nil, err
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d payload) error {
+	err = projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d payload) error {
 		rows = append(rows, projectionRow{e.Position, e.StreamID, d.ID, d.N})
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	if err := p.Migrate(ctx); err != nil {
 		return nil, err
 	}

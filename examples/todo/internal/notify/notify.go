@@ -17,6 +17,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -94,9 +95,18 @@ type rememberedTodo struct {
 	StakeholderEmail *string `gorm:"column:stakeholder_email"`
 }
 
+// Store is what the notifier needs of the event store: what a reactor
+// needs, and the database it keeps its table of todos in.
+// *eventstore.Store implements it.
+type Store interface {
+	reactor.Store
+	// DB returns the store's database.
+	DB() *gorm.DB
+}
+
 // New returns the notifier over store, which sends its notifications with
 // sender. Call Migrate before Run.
-func New(store reactor.Store, sender Sender, opts Options) (*Notifier, error) {
+func New(store Store, sender Sender, opts Options) (*Notifier, error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -107,55 +117,59 @@ func New(store reactor.Store, sender Sender, opts Options) (*Notifier, error) {
 	}
 	n := &Notifier{Reactor: r, db: store.DB()}
 
-	reactor.On(r, func(ctx context.Context, e event.Event, d todo.Added, _ *reactor.Emitter) error {
-		// An upsert, so that handling the event again changes nothing.
-		return n.table(ctx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&rememberedTodo{
-			TodoID:           todo.IDFromStream(e.StreamID),
-			Title:            &d.Title,
-			StakeholderEmail: ptr(d.StakeholderEmail),
-		}).Error
-	})
-	reactor.On(r, func(ctx context.Context, e event.Event, d todo.Amended, _ *reactor.Emitter) error {
-		set := map[string]any{}
-		if d.Title.Sent() {
-			set["title"] = d.Title.Value()
-		}
-		if d.StakeholderEmail.Sent() {
-			set["stakeholder_email"] = d.StakeholderEmail.Value()
-		}
-		if len(set) == 0 {
-			return nil // nothing the notifier remembers changed
-		}
-		return n.table(ctx).Where("todo_id = ?", todo.IDFromStream(e.StreamID)).Updates(set).Error
-	})
-	reactor.On(r, func(ctx context.Context, e event.Event, _ todo.Abandoned, _ *reactor.Emitter) error {
-		return n.forget(ctx, e)
-	})
-	reactor.On(r, func(ctx context.Context, e event.Event, _ todo.Completed, emit *reactor.Emitter) error {
-		var t rememberedTodo
-		found, err := n.lookup(ctx, todo.IDFromStream(e.StreamID), &t)
-		if err != nil {
-			return err
-		}
-		if found && t.StakeholderEmail != nil && *t.StakeholderEmail != "" {
-			title := ""
-			if t.Title != nil {
-				title = *t.Title
+	if err := errors.Join(
+		reactor.On(r, func(ctx context.Context, e event.Event, d todo.Added, _ *reactor.Emitter) error {
+			// An upsert, so that handling the event again changes nothing.
+			return n.table(ctx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&rememberedTodo{
+				TodoID:           todo.IDFromStream(e.StreamID),
+				Title:            &d.Title,
+				StakeholderEmail: ptr(d.StakeholderEmail),
+			}).Error
+		}),
+		reactor.On(r, func(ctx context.Context, e event.Event, d todo.Amended, _ *reactor.Emitter) error {
+			set := map[string]any{}
+			if d.Title.Sent() {
+				set["title"] = d.Title.Value()
 			}
-			err := sender.Send(ctx, Notification{
-				To:      *t.StakeholderEmail,
-				Message: "Your todo item " + title + " has been completed!",
-			})
+			if d.StakeholderEmail.Sent() {
+				set["stakeholder_email"] = d.StakeholderEmail.Value()
+			}
+			if len(set) == 0 {
+				return nil // nothing the notifier remembers changed
+			}
+			return n.table(ctx).Where("todo_id = ?", todo.IDFromStream(e.StreamID)).Updates(set).Error
+		}),
+		reactor.On(r, func(ctx context.Context, e event.Event, _ todo.Abandoned, _ *reactor.Emitter) error {
+			return n.forget(ctx, e)
+		}),
+		reactor.On(r, func(ctx context.Context, e event.Event, _ todo.Completed, emit *reactor.Emitter) error {
+			var t rememberedTodo
+			found, err := n.lookup(ctx, todo.IDFromStream(e.StreamID), &t)
 			if err != nil {
-				return err // retried per the error handler, before anything is emitted
-			}
-			notified := todo.StakeholderNotifiedOfCompletion{NotifiedOn: now().UTC().Truncate(time.Second)}
-			if _, err := emit.Emit(ctx, e.StreamID, notified); err != nil {
 				return err
 			}
-		}
-		return n.forget(ctx, e)
-	})
+			if found && t.StakeholderEmail != nil && *t.StakeholderEmail != "" {
+				title := ""
+				if t.Title != nil {
+					title = *t.Title
+				}
+				err := sender.Send(ctx, Notification{
+					To:      *t.StakeholderEmail,
+					Message: "Your todo item " + title + " has been completed!",
+				})
+				if err != nil {
+					return err // retried per the error handler, before anything is emitted
+				}
+				notified := todo.StakeholderNotifiedOfCompletion{NotifiedOn: now().UTC().Truncate(time.Second)}
+				if _, err := emit.Emit(ctx, e.StreamID, notified); err != nil {
+					return err
+				}
+			}
+			return n.forget(ctx, e)
+		}),
+	); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 

@@ -19,6 +19,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -67,23 +68,27 @@ func newList(store projector.Store, table string, opts processing.Options) (*pro
 	if err != nil {
 		return nil, err
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Added) error {
-		row, err := addedRow(e, d)
-		if err != nil {
-			return err
-		}
-		row["added_position"] = e.Position
-		return tx.Table(table).Create(row).Error
-	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Amended) error {
-		return amend(tx, table, e, d)
-	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Completed) error {
-		return remove(tx, table, e)
-	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Abandoned) error {
-		return remove(tx, table, e)
-	})
+	if err := errors.Join(
+		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Added) error {
+			row, err := addedRow(e, d)
+			if err != nil {
+				return err
+			}
+			row["added_position"] = e.Position
+			return tx.Table(table).Create(row).Error
+		}),
+		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Amended) error {
+			return amend(tx, table, e, d)
+		}),
+		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Completed) error {
+			return remove(tx, table, e)
+		}),
+		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Abandoned) error {
+			return remove(tx, table, e)
+		}),
+	); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -102,33 +107,37 @@ func NewCompleted(store projector.Store, opts processing.Options) (*projector.Pr
 	if err != nil {
 		return nil, err
 	}
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Added) error {
-		row, err := addedRow(e, d)
-		if err != nil {
-			return err
-		}
-		return tx.Table(incompleteTable).Create(row).Error
-	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Amended) error {
-		return amend(tx, incompleteTable, e, d)
-	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Abandoned) error {
-		return remove(tx, incompleteTable, e)
-	})
-	projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Completed) error {
-		completedOn, err := renderDate(todo.Text(d.CompletedOn))
-		if err != nil {
-			return err
-		}
-		// Move the row, with its latest values, into the completed table.
-		err = tx.Exec(`INSERT INTO `+CompletedName+` (todo_id, completed_position, title, description, due_date, stakeholder_email, completed_on)
+	if err := errors.Join(
+		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Added) error {
+			row, err := addedRow(e, d)
+			if err != nil {
+				return err
+			}
+			return tx.Table(incompleteTable).Create(row).Error
+		}),
+		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Amended) error {
+			return amend(tx, incompleteTable, e, d)
+		}),
+		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Abandoned) error {
+			return remove(tx, incompleteTable, e)
+		}),
+		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Completed) error {
+			completedOn, err := renderDate(todo.Text(d.CompletedOn))
+			if err != nil {
+				return err
+			}
+			// Move the row, with its latest values, into the completed table.
+			err = tx.Exec(`INSERT INTO `+CompletedName+` (todo_id, completed_position, title, description, due_date, stakeholder_email, completed_on)
 			SELECT todo_id, ?, title, description, due_date, stakeholder_email, ? FROM `+incompleteTable+` WHERE todo_id = ?`,
-			e.Position, completedOn, todo.IDFromStream(e.StreamID)).Error
-		if err != nil {
-			return err
-		}
-		return remove(tx, incompleteTable, e)
-	})
+				e.Position, completedOn, todo.IDFromStream(e.StreamID)).Error
+			if err != nil {
+				return err
+			}
+			return remove(tx, incompleteTable, e)
+		}),
+	); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
