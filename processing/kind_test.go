@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/cairnhq/cairn/event"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 )
 
@@ -41,12 +41,12 @@ func newKind(t testing.TB, s processing.TypedStore, name string) (*processing.Pr
 
 func TestKindRegistration(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := fixture.NewStore(t, db.Gorm)
+	s := testkit.DomainStore(t, db.Gorm)
 	p, h := newKind(t, s, "kind")
 	if got := p.Kind(); got != "test" {
 		t.Errorf("Kind() = %q, want test", got)
 	}
-	noop := func(context.Context, int64, event.Event, fixture.Deposited) error { return nil }
+	noop := func(context.Context, int64, event.Event, testkit.Deposited) error { return nil }
 
 	if err := p.Run(t.Context()); !errors.Is(err, processing.ErrInvalid) {
 		t.Errorf("Run() with no handlers = %v, want ErrInvalid", err)
@@ -71,7 +71,7 @@ func TestKindRegistration(t *testing.T) {
 	if err := p2.Run(ctx); err != nil {
 		t.Errorf("Run() = %v, want nil", err)
 	}
-	if err := processing.On(h2, func(context.Context, int64, event.Event, fixture.Noted) error { return nil }); !errors.Is(err, processing.ErrInvalid) {
+	if err := processing.On(h2, func(context.Context, int64, event.Event, testkit.Noted) error { return nil }); !errors.Is(err, processing.ErrInvalid) {
 		t.Errorf("On() after Run = %v, want ErrInvalid", err)
 	}
 }
@@ -83,12 +83,12 @@ func TestKindRegistration(t *testing.T) {
 func TestKindHandles(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Noted{Text: "n"}, &fixture.Deposited{Amount: 2}, fixture.Deposited{Amount: -1})
+		s := testkit.DomainStore(t, db.Gorm)
+		evs := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 1}, testkit.Noted{Text: "n"}, &testkit.Deposited{Amount: 2}, testkit.Deposited{Amount: -1}})
 		p, h := newKind(t, s, "kind")
 		var mu sync.Mutex
 		var got []int
-		err := processing.On(h, func(ctx context.Context, through int64, e event.Event, d fixture.Deposited) error {
+		err := processing.On(h, func(ctx context.Context, through int64, e event.Event, d testkit.Deposited) error {
 			if through < e.Position {
 				t.Errorf("handler got through %d for event %d", through, e.Position)
 			}

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/event"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 )
 
@@ -50,23 +50,23 @@ func waitState(t testing.TB, p *processing.Processor, want processing.State, own
 func TestOwnedHandover(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2})
+		s := testkit.DomainStore(t, db.Gorm)
+		evs := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 1}, testkit.Deposited{Amount: 2}})
 		own := func(owner string) processing.Ownership {
 			return processing.Ownership{Owner: owner, LeaseDuration: time.Minute, PollInterval: 20 * time.Millisecond}
 		}
 		recA := &recorder{}
 		a := newProcessor(t, s, "shared", recA, processing.Options{})
 		stopA := startOwned(t, a, own("A"))
-		fixture.WaitFor(t, a, evs[1].Position)
+		testkit.WaitFor(t, a, evs[1].Position)
 		waitState(t, a, processing.Running, "A")
 
 		recB := &recorder{}
 		b := newProcessor(t, s, "shared", recB, processing.Options{})
 		startOwned(t, b, own("B"))
 		waitState(t, b, processing.Standby, "A")
-		more := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 3})
-		fixture.WaitFor(t, a, more[0].Position)
+		more := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 3}})
+		testkit.WaitFor(t, a, more[0].Position)
 		if err := b.WaitFor(t.Context(), more[0].Position); err != nil { // B sees A's progress
 			t.Fatal(err)
 		}
@@ -77,8 +77,8 @@ func TestOwnedHandover(t *testing.T) {
 			t.Errorf("A: status %+v, want stopped", st)
 		}
 		waitState(t, b, processing.Running, "B")
-		last := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 4})
-		fixture.WaitFor(t, b, last[0].Position)
+		last := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 4}})
+		testkit.WaitFor(t, b, last[0].Position)
 		if got, want := recA.positions(), []int64{evs[0].Position, evs[1].Position, more[0].Position}; !slices.Equal(got, want) {
 			t.Errorf("A handled %v, want %v", got, want)
 		}
@@ -94,8 +94,8 @@ func TestOwnedHandover(t *testing.T) {
 func TestOwnedTakeoverFences(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2})
+		s := testkit.DomainStore(t, db.Gorm)
+		evs := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 1}, testkit.Deposited{Amount: 2}})
 		// A holds its second batch until B has taken over and committed
 		// it: a stand-in for a paused process.
 		release := make(chan struct{})
@@ -107,7 +107,7 @@ func TestOwnedTakeoverFences(t *testing.T) {
 		}}
 		a := newProcessor(t, s, "shared", recA, processing.Options{BatchSize: 1})
 		startOwned(t, a, processing.Ownership{Owner: "A", LeaseDuration: time.Hour, HeartbeatInterval: 50 * time.Minute})
-		fixture.WaitFor(t, a, evs[0].Position)
+		testkit.WaitFor(t, a, evs[0].Position)
 
 		recB := &recorder{}
 		b := newProcessor(t, s, "shared", recB, processing.Options{})
@@ -118,7 +118,7 @@ func TestOwnedTakeoverFences(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitState(t, b, processing.Running, "B")
-		fixture.WaitFor(t, b, evs[1].Position)
+		testkit.WaitFor(t, b, evs[1].Position)
 		close(release)
 		waitState(t, a, processing.Standby, "B")
 
@@ -143,12 +143,12 @@ func TestOwnedTakeoverFences(t *testing.T) {
 func TestOwnedReset(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2})
+		s := testkit.DomainStore(t, db.Gorm)
+		evs := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 1}, testkit.Deposited{Amount: 2}})
 		rec := &recorder{}
 		p := newProcessor(t, s, "shared", rec, processing.Options{})
 		startOwned(t, p, processing.Ownership{Owner: "A", LeaseDuration: time.Second, PollInterval: 20 * time.Millisecond})
-		fixture.WaitFor(t, p, evs[1].Position)
+		testkit.WaitFor(t, p, evs[1].Position)
 		if err := p.Reset(t.Context()); !errors.Is(err, processing.ErrRunning) {
 			t.Fatalf("Reset() while running = %v, want ErrRunning", err)
 		}

@@ -12,8 +12,8 @@ import (
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/eventstore/sqlitedb"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 )
 
@@ -34,8 +34,8 @@ func TestRetryDelays(t *testing.T) {
 		}
 		sqlDB, _ := db.DB()
 		defer sqlDB.Close()
-		s := fixture.NewStore(t, db)
-		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2}, fixture.Deposited{Amount: 3})
+		s := testkit.DomainStore(t, db)
+		evs := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 1}, testkit.Deposited{Amount: 2}, testkit.Deposited{Amount: 3}})
 		failures := map[int64]int{evs[1].Position: 4, evs[2].Position: 2}
 		var mu sync.Mutex
 		rec := &recorder{fail: func(e event.Event) error {
@@ -93,15 +93,15 @@ func TestRetryDelays(t *testing.T) {
 func TestPositionPassesIgnoredTypes(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		dep := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1})
+		s := testkit.DomainStore(t, db.Gorm)
+		dep := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 1}})
 		rec := &recorder{types: []string{"deposited"}}
 		p := newProcessor(t, s, "deposits", rec, processing.Options{})
-		fixture.RunInBackground(t, p)
-		fixture.WaitFor(t, p, dep[0].Position)
+		testkit.RunInBackground(t, p)
+		testkit.WaitFor(t, p, dep[0].Position)
 		// Only events of another type: the position still moves to them.
-		notes := fixture.Append(t, s, "notes", fixture.Noted{Text: "a"}, fixture.Noted{Text: "b"})
-		fixture.WaitFor(t, p, notes[1].Position)
+		notes := testkit.MustAppend(t, s, "notes", event.Any, []any{testkit.Noted{Text: "a"}, testkit.Noted{Text: "b"}})
+		testkit.WaitFor(t, p, notes[1].Position)
 		if got := rec.positions(); !slices.Equal(got, []int64{dep[0].Position}) {
 			t.Errorf("handled %v, want only the deposit at %d", got, dep[0].Position)
 		}
@@ -121,8 +121,8 @@ func TestPositionPassesIgnoredTypes(t *testing.T) {
 func TestNoRetryAndPanic(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		evs := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1}, fixture.Deposited{Amount: 2})
+		s := testkit.DomainStore(t, db.Gorm)
+		evs := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 1}, testkit.Deposited{Amount: 2}})
 		h := &panicker{at: evs[1].Position}
 		p := newProcessor(t, s, "panicky", h, processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 1})
 		err := p.Run(t.Context())
@@ -156,19 +156,19 @@ func (h *panicker) HandleBatch(ctx context.Context, b event.Batch, cp processing
 func TestFencedAfterReset(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		first := fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 1})
+		s := testkit.DomainStore(t, db.Gorm)
+		first := testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 1}})
 		running := newProcessor(t, s, "fenced", &recorder{}, processing.Options{})
 		done := make(chan error, 1)
 		go func() { done <- running.Run(t.Context()) }()
-		fixture.WaitFor(t, running, first[0].Position)
+		testkit.WaitFor(t, running, first[0].Position)
 
 		// Another instance (another process, say) resets the position.
 		other := newProcessor(t, s, "fenced", &recorder{}, processing.Options{})
 		if err := other.Reset(t.Context()); err != nil {
 			t.Fatalf("Reset() = %v", err)
 		}
-		fixture.Append(t, s, "acct-1", fixture.Deposited{Amount: 2})
+		testkit.MustAppend(t, s, "acct-1", event.Any, []any{testkit.Deposited{Amount: 2}})
 		if err := <-done; !errors.Is(err, processing.ErrFenced) {
 			t.Fatalf("Run() = %v, want ErrFenced", err)
 		}
@@ -187,9 +187,9 @@ func TestFencedAfterReset(t *testing.T) {
 
 func TestRunTwice(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := fixture.NewStore(t, db.Gorm)
+	s := testkit.DomainStore(t, db.Gorm)
 	p := newProcessor(t, s, "twice", &recorder{}, processing.Options{})
-	fixture.RunInBackground(t, p)
+	testkit.RunInBackground(t, p)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	for p.Status().State != processing.Running {
@@ -205,7 +205,7 @@ func TestRunTwice(t *testing.T) {
 
 func TestNewRejectsBadInput(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := fixture.NewStore(t, db.Gorm)
+	s := testkit.DomainStore(t, db.Gorm)
 	for _, tc := range []struct {
 		name string
 		opts processing.Options
@@ -234,7 +234,7 @@ func TestMigrateConcurrently(t *testing.T) {
 					s.Close()
 				}
 			})
-			s, err := eventstore.New(g, fixture.NewRegistry(), eventstore.Options{Logger: testdb.Logger(t)})
+			s, err := eventstore.New(g, testkit.NewRegistry(), eventstore.Options{Logger: testdb.Logger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,8 +11,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/projector"
 )
@@ -74,10 +74,10 @@ func ledgerProjector(b testing.TB, s projector.Store, name, table string, batche
 		}
 		return tx.Exec(insert+"(?, ?, ?)", e.Position, e.StreamID, amount).Error
 	}
-	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d fixture.Deposited) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d testkit.Deposited) error {
 		return add(tx, e, d.Amount)
 	})
-	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d fixture.Withdrawn) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d testkit.Withdrawn) error {
 		return add(tx, e, -d.Amount)
 	})
 	if err := p.Migrate(b.Context()); err != nil {
@@ -94,8 +94,8 @@ func BenchmarkCatchUp(b *testing.B) {
 	for _, kind := range testdb.Kinds() {
 		b.Run(string(kind), func(b *testing.B) {
 			db := testdb.New(b, kind)
-			s := fixture.NewStore(b, db.Gorm)
-			head := fixture.Fill(b, s, n, 100, 1000)
+			s := testkit.DomainStore(b, db.Gorm)
+			head := testkit.Fill(b, s, n, 100, 1000)
 			for _, mode := range []string{"insert-per-event", "multi-row-flush"} {
 				b.Run(mode, func(b *testing.B) {
 					table := "ledger_" + strings.ReplaceAll(mode, "-", "_")
@@ -135,7 +135,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 	for _, kind := range testdb.Kinds() {
 		b.Run(string(kind), func(b *testing.B) {
 			db := testdb.New(b, kind)
-			s := fixture.NewStore(b, db.Gorm)
+			s := testkit.DomainStore(b, db.Gorm)
 			p := ledgerProjector(b, s, "ledger", "ledger", false)
 			ctx, cancel := context.WithCancel(b.Context())
 			done := make(chan error, 1)
@@ -151,7 +151,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 			for b.Loop() {
 				for range appends {
 					i++
-					evs, err := s.Append(b.Context(), fmt.Sprintf("acct-%d", i%10), event.Any, []any{fixture.Deposited{Amount: 1}})
+					evs, err := s.Append(b.Context(), fmt.Sprintf("acct-%d", i%10), event.Any, []any{testkit.Deposited{Amount: 1}})
 					if err != nil {
 						b.Fatalf("Append() = %v", err)
 					}

@@ -14,15 +14,15 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/projector"
 )
 
-func checkAccounts(t testing.TB, db *gorm.DB, table string, want map[string]fixture.Account) {
+func checkAccounts(t testing.TB, db *gorm.DB, table string, want map[string]testkit.Account) {
 	t.Helper()
-	got := fixture.ReadAccounts(t, db, table)
+	got := testkit.ReadAccounts(t, db, table)
 	if !maps.Equal(got, want) {
 		t.Errorf("table %s: %d accounts differ from the fold of the events", table, len(want))
 		for id, w := range want {
@@ -43,19 +43,19 @@ var _ projector.Store = (*eventstore.Store)(nil)
 func TestCatchUpThenLive(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		head := fixture.Fill(t, s, 10_000, 50, 500)
+		s := testkit.DomainStore(t, db.Gorm)
+		testkit.Fill(t, s, 10_000, 50, 500)
 		// The last events are of a type the projector skips: its position
 		// must still reach the head.
-		noted, err := s.Append(t.Context(), "notes", event.Any, []any{fixture.Noted{Text: "a"}, fixture.Noted{Text: "b"}})
+		noted, err := s.Append(t.Context(), "notes", event.Any, []any{testkit.Noted{Text: "a"}, testkit.Noted{Text: "b"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		head = noted[1].Position
-		p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}}})
-		fixture.RunInBackground(t, p)
-		fixture.WaitFor(t, p, head)
-		checkAccounts(t, db.Gorm, "accounts", fixture.FoldAccounts(t, s, 0))
+		head := noted[1].Position
+		p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}}})
+		testkit.RunInBackground(t, p)
+		testkit.WaitFor(t, p, head)
+		checkAccounts(t, db.Gorm, "accounts", testkit.FoldAccounts(t, s, 0))
 
 		// Live: several writers append while the projector follows.
 		var wg sync.WaitGroup
@@ -63,7 +63,7 @@ func TestCatchUpThenLive(t *testing.T) {
 			wg.Go(func() {
 				for i := range 50 {
 					if _, err := s.Append(t.Context(), fmt.Sprintf("acct-live-%d", w), event.Any,
-						[]any{fixture.Deposited{Amount: i}, fixture.Withdrawn{Amount: 1}, fixture.Noted{}}); err != nil {
+						[]any{testkit.Deposited{Amount: i}, testkit.Withdrawn{Amount: 1}, testkit.Noted{}}); err != nil {
 						t.Errorf("Append() = %v", err)
 						return
 					}
@@ -75,8 +75,8 @@ func TestCatchUpThenLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fixture.WaitFor(t, p, head)
-		checkAccounts(t, db.Gorm, "accounts", fixture.FoldAccounts(t, s, 0))
+		testkit.WaitFor(t, p, head)
+		checkAccounts(t, db.Gorm, "accounts", testkit.FoldAccounts(t, s, 0))
 		if st := p.Status(); st.State != processing.Running || st.Attempts != 0 || st.LastError != nil {
 			t.Errorf("Status() = %+v, want running and healthy", st)
 		}
@@ -86,11 +86,11 @@ func TestCatchUpThenLive(t *testing.T) {
 func TestResetRebuilds(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		head := fixture.Fill(t, s, 1_500, 7, 100)
-		p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 200}})
-		stop := fixture.RunInBackground(t, p)
-		fixture.WaitFor(t, p, head)
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 1_500, 7, 100)
+		p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 200}})
+		stop := testkit.RunInBackground(t, p)
+		testkit.WaitFor(t, p, head)
 		if err := p.Reset(t.Context()); !errors.Is(err, processing.ErrRunning) {
 			t.Errorf("Reset() while running = %v, want ErrRunning", err)
 		}
@@ -100,12 +100,12 @@ func TestResetRebuilds(t *testing.T) {
 		if err := p.Reset(t.Context()); err != nil {
 			t.Fatalf("Reset() = %v, want nil", err)
 		}
-		if got := fixture.ReadAccounts(t, db.Gorm, "accounts"); len(got) != 0 {
+		if got := testkit.ReadAccounts(t, db.Gorm, "accounts"); len(got) != 0 {
 			t.Fatalf("after Reset, table has %d rows, want 0", len(got))
 		}
-		fixture.RunInBackground(t, p)
-		fixture.WaitFor(t, p, head)
-		checkAccounts(t, db.Gorm, "accounts", fixture.FoldAccounts(t, s, 0))
+		testkit.RunInBackground(t, p)
+		testkit.WaitFor(t, p, head)
+		checkAccounts(t, db.Gorm, "accounts", testkit.FoldAccounts(t, s, 0))
 	})
 }
 
@@ -140,7 +140,7 @@ func newFailingProjector(t *testing.T, s *eventstore.Store, name string, failAt 
 	if err != nil {
 		t.Fatal(err)
 	}
-	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d fixture.Deposited) error {
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d testkit.Deposited) error {
 		if err := tx.Exec(`INSERT INTO `+table+` (position) VALUES (?)`, e.Position).Error; err != nil {
 			return err
 		}
@@ -199,14 +199,14 @@ func TestHandlerErrors(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				db := testdb.New(t, kind)
-				s := fixture.NewStore(t, db.Gorm)
-				head := fixture.Fill(t, s, 1_000, 3, 100)
+				s := testkit.DomainStore(t, db.Gorm)
+				head := testkit.Fill(t, s, 1_000, 3, 100)
 				deps := deposits(t, s)
 				failAt := deps[len(deps)/2+3].Position // mid-batch
 				const failures = 3
 				fp := newFailingProjector(t, s, "failing", failAt, failures, tc.panics, tc.eh)
-				fixture.RunInBackground(t, fp)
-				fixture.WaitFor(t, fp.Projector, head)
+				testkit.RunInBackground(t, fp)
+				testkit.WaitFor(t, fp.Projector, head)
 				if got := countRows(t, db.Gorm, "failing_rows"); got != int64(len(deps)) {
 					t.Errorf("rows = %d, want %d (one per deposit, exactly once)", got, len(deps))
 				}
@@ -237,13 +237,13 @@ func TestHandlerErrors(t *testing.T) {
 func TestNoRetryStopsOnlyThatProjector(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		head := fixture.Fill(t, s, 600, 3, 100)
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 600, 3, 100)
 		deps := deposits(t, s)
 		failAt := deps[250].Position
 		bad := newFailingProjector(t, s, "bad", failAt, 1_000, false, processing.NoRetry{})
-		good := fixture.AccountsProjector(t, s, "good", "good_accounts", fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}}})
-		fixture.RunInBackground(t, good)
+		good := testkit.AccountsProjector(t, s, "good", "good_accounts", testkit.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}}})
+		testkit.RunInBackground(t, good)
 
 		err := bad.Run(t.Context())
 		if ee, ok := errors.AsType[*processing.EventError](err); !ok || ee.Position != failAt {
@@ -263,8 +263,8 @@ func TestNoRetryStopsOnlyThatProjector(t *testing.T) {
 		if err := bad.WaitFor(t.Context(), head); err == nil {
 			t.Errorf("WaitFor() on a failed projector = nil, want its error")
 		}
-		fixture.WaitFor(t, good, head)
-		checkAccounts(t, db.Gorm, "good_accounts", fixture.FoldAccounts(t, s, 0))
+		testkit.WaitFor(t, good, head)
+		checkAccounts(t, db.Gorm, "good_accounts", testkit.FoldAccounts(t, s, 0))
 	})
 }
 
@@ -277,8 +277,8 @@ type otherDeposited struct {
 func TestUndecodableEvent(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		fixture.Fill(t, s, 300, 3, 100)
+		s := testkit.DomainStore(t, db.Gorm)
+		testkit.Fill(t, s, 300, 3, 100)
 		reg := event.NewRegistry(event.RegistryOptions{})
 		event.MustRegister[otherDeposited](reg, "deposited")
 		w, err := eventstore.New(db.Gorm, reg, eventstore.Options{Logger: testdb.Logger(t)})
@@ -289,9 +289,9 @@ func TestUndecodableEvent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fixture.Fill(t, s, 100, 3, 100)
+		testkit.Fill(t, s, 100, 3, 100)
 		var seen []processing.Failure
-		p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{
+		p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{Processing: processing.Options{
 			ErrorHandler: processing.ConstantRetry{Delay: time.Millisecond, MaxAttempts: 2},
 			OnError:      func(f processing.Failure) { seen = append(seen, f) },
 		}})
@@ -316,11 +316,11 @@ func TestUndecodableEvent(t *testing.T) {
 func TestConcurrentInstances(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		head := fixture.Fill(t, s, 3_000, 20, 100)
-		opts := fixture.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 50}}
-		a := fixture.AccountsProjector(t, s, "accounts", "accounts", opts)
-		b := fixture.AccountsProjector(t, s, "accounts", "accounts", opts)
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 3_000, 20, 100)
+		opts := testkit.AccountsOptions{Processing: processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 50}}
+		a := testkit.AccountsProjector(t, s, "accounts", "accounts", opts)
+		b := testkit.AccountsProjector(t, s, "accounts", "accounts", opts)
 		errs := make(chan error, 2)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
@@ -348,7 +348,7 @@ func TestConcurrentInstances(t *testing.T) {
 			}
 		}
 		t.Logf("%d of 2 instances fenced", fenced)
-		checkAccounts(t, db.Gorm, "accounts", fixture.FoldAccounts(t, s, 0))
+		checkAccounts(t, db.Gorm, "accounts", testkit.FoldAccounts(t, s, 0))
 	})
 }
 
@@ -371,7 +371,7 @@ func waitEither(ctx context.Context, pos int64, ps ...*projector.Projector) <-ch
 // know and for a second handler of a type; MustOn panics with that error.
 func TestRegistration(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := fixture.NewStore(t, db.Gorm)
+	s := testkit.DomainStore(t, db.Gorm)
 	p, err := projector.New(s, "registration", projector.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -384,7 +384,7 @@ func TestRegistration(t *testing.T) {
 	if !errors.Is(err, processing.ErrInvalid) {
 		t.Errorf("On(unregistered type) = %v, want ErrInvalid", err)
 	}
-	h := func(context.Context, *gorm.DB, event.Event, fixture.Deposited) error { return nil }
+	h := func(context.Context, *gorm.DB, event.Event, testkit.Deposited) error { return nil }
 	projector.MustOn(p, h)
 	defer func() {
 		if err, _ := recover().(error); !errors.Is(err, processing.ErrInvalid) {

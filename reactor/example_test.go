@@ -18,7 +18,7 @@ type UserSignedUp struct {
 }
 
 type WelcomeMailSent struct {
-	Email string `json:"email"`
+	To string `json:"to"`
 }
 
 func Example() {
@@ -52,7 +52,7 @@ func Example() {
 	}
 	reactor.MustOn(r, func(ctx context.Context, e event.Event, d UserSignedUp, emit *reactor.Emitter) error {
 		fmt.Println("sending a welcome mail to", d.Email) // the side effect
-		_, err := emit.Emit(ctx, e.StreamID, WelcomeMailSent{Email: d.Email})
+		_, err := emit.Emit(ctx, e.StreamID, WelcomeMailSent{To: d.Email})
 		return err
 	})
 	if err := r.Migrate(ctx); err != nil {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/reactor"
 )
@@ -24,11 +24,11 @@ func receiptReactor(t testing.TB, s reactor.Store, name string, opts processing.
 	if err != nil {
 		t.Fatalf("reactor.New() = %v, want nil", err)
 	}
-	reactor.MustOn(r, func(ctx context.Context, e event.Event, d fixture.Deposited, emit *reactor.Emitter) error {
+	reactor.MustOn(r, func(ctx context.Context, e event.Event, d testkit.Deposited, emit *reactor.Emitter) error {
 		if calls != nil {
 			calls.Add(1)
 		}
-		_, err := emit.Emit(ctx, "receipts-"+e.StreamID, fixture.ReceiptIssued{Amount: d.Amount})
+		_, err := emit.Emit(ctx, "receipts-"+e.StreamID, testkit.ReceiptIssued(d))
 		return err
 	})
 	if err := r.Migrate(t.Context()); err != nil {
@@ -48,9 +48,9 @@ func checkReceipts(t testing.TB, s *eventstore.Store) (receipts int) {
 			t.Fatal(err)
 		}
 		switch d := e.Data.(type) {
-		case fixture.Deposited:
+		case testkit.Deposited:
 			deposits[e.ID.String()] = e
-		case fixture.ReceiptIssued:
+		case testkit.ReceiptIssued:
 			receipts++
 			byCause[e.CausationID]++
 			cause, ok := deposits[e.CausationID]
@@ -62,7 +62,7 @@ func checkReceipts(t testing.TB, s *eventstore.Store) (receipts int) {
 			if wantCorr == "" {
 				wantCorr = cause.ID.String()
 			}
-			if e.CorrelationID != wantCorr || e.StreamID != "receipts-"+cause.StreamID || d.Amount != cause.Data.(fixture.Deposited).Amount {
+			if e.CorrelationID != wantCorr || e.StreamID != "receipts-"+cause.StreamID || d.Amount != cause.Data.(testkit.Deposited).Amount {
 				t.Errorf("receipt %+v for deposit %+v: want stream %q, correlation %q, same amount", e, cause, "receipts-"+cause.StreamID, wantCorr)
 			}
 		}

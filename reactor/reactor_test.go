@@ -9,8 +9,8 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/reactor"
 )
@@ -20,19 +20,19 @@ var _ reactor.Store = (*eventstore.Store)(nil)
 func TestEmitsOncePerEvent(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		last := fixture.Fill(t, s, 400, 5, 20)
+		s := testkit.DomainStore(t, db.Gorm)
+		last := testkit.Fill(t, s, 400, 5, 20)
 		var calls atomic.Int64
 		r := receiptReactor(t, s, "receipts", processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 50}, &calls)
-		stop := fixture.RunInBackground(t, r)
-		fixture.WaitFor(t, r, last)
+		stop := testkit.RunInBackground(t, r)
+		testkit.WaitFor(t, r, last)
 		// Live events, after the catch-up.
-		last = fixture.Fill(t, s, 40, 2, 4)
-		fixture.WaitFor(t, r, last)
+		last = testkit.Fill(t, s, 40, 2, 4)
+		testkit.WaitFor(t, r, last)
 		if err := stop(); err != nil {
 			t.Fatalf("Run() = %v, want nil", err)
 		}
-		deposits := fixture.Deposits(400) + fixture.Deposits(40)
+		deposits := testkit.Deposits(400) + testkit.Deposits(40)
 		if n := checkReceipts(t, s); n != deposits {
 			t.Errorf("%d receipts, want %d", n, deposits)
 		}
@@ -42,17 +42,17 @@ func TestEmitsOncePerEvent(t *testing.T) {
 
 		// Handling everything again (as after a crash that lost the
 		// position) repeats the side effects but stores no event twice.
-		before := fixture.Head(t, s)
+		before := testkit.Head(t, s)
 		if err := db.Gorm.Exec(`UPDATE cairn_processor_positions SET position = 0 WHERE name = 'receipts'`).Error; err != nil {
 			t.Fatal(err)
 		}
 		r = receiptReactor(t, s, "receipts", processing.Options{ErrorHandler: processing.NoRetry{}, BatchSize: 50}, &calls)
-		fixture.RunInBackground(t, r)
-		fixture.WaitFor(t, r, before)
+		testkit.RunInBackground(t, r)
+		testkit.WaitFor(t, r, before)
 		if got := calls.Load(); got != 2*int64(deposits) {
 			t.Errorf("handler called %d times, want %d", got, 2*deposits)
 		}
-		if h := fixture.Head(t, s); h != before {
+		if h := testkit.Head(t, s); h != before {
 			t.Errorf("head = %d after handling again, want %d (nothing appended)", h, before)
 		}
 		checkReceipts(t, s)
@@ -62,8 +62,8 @@ func TestEmitsOncePerEvent(t *testing.T) {
 func TestRetryAfterEmitDoesNotDuplicate(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		last := fixture.Fill(t, s, 100, 3, 10)
+		s := testkit.DomainStore(t, db.Gorm)
+		last := testkit.Fill(t, s, 100, 3, 10)
 		var target event.Event
 		for e, err := range s.ReadAll(t.Context(), 40, 1, "deposited") {
 			if err != nil {
@@ -82,8 +82,8 @@ func TestRetryAfterEmitDoesNotDuplicate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reactor.MustOn(r, func(ctx context.Context, e event.Event, d fixture.Deposited, emit *reactor.Emitter) error {
-			if _, err := emit.Emit(ctx, "receipts-"+e.StreamID, fixture.ReceiptIssued{Amount: d.Amount}); err != nil {
+		reactor.MustOn(r, func(ctx context.Context, e event.Event, d testkit.Deposited, emit *reactor.Emitter) error {
+			if _, err := emit.Emit(ctx, "receipts-"+e.StreamID, testkit.ReceiptIssued(d)); err != nil {
 				return err
 			}
 			if e.ID == target.ID {
@@ -99,8 +99,8 @@ func TestRetryAfterEmitDoesNotDuplicate(t *testing.T) {
 		if err := r.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		fixture.RunInBackground(t, r)
-		fixture.WaitFor(t, r, last)
+		testkit.RunInBackground(t, r)
+		testkit.WaitFor(t, r, last)
 		checkReceipts(t, s)
 		if len(failures) != 2 || failures[0].Position != target.Position || failures[1].Attempt != 2 {
 			t.Fatalf("failures = %+v, want 2 at position %d", failures, target.Position)
@@ -113,7 +113,7 @@ func TestRetryAfterEmitDoesNotDuplicate(t *testing.T) {
 
 func TestNoHandlers(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := fixture.NewStore(t, db.Gorm)
+	s := testkit.DomainStore(t, db.Gorm)
 	r, err := reactor.New(s, "empty", reactor.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestNoHandlers(t *testing.T) {
 // know and for a second handler of a type; MustOn panics with that error.
 func TestRegistration(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := fixture.NewStore(t, db.Gorm)
+	s := testkit.DomainStore(t, db.Gorm)
 	r, err := reactor.New(s, "registration", reactor.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestRegistration(t *testing.T) {
 	if !errors.Is(err, processing.ErrInvalid) {
 		t.Errorf("On(unregistered type) = %v, want ErrInvalid", err)
 	}
-	h := func(context.Context, event.Event, fixture.Deposited, *reactor.Emitter) error { return nil }
+	h := func(context.Context, event.Event, testkit.Deposited, *reactor.Emitter) error { return nil }
 	reactor.MustOn(r, h)
 	defer func() {
 		if err, _ := recover().(error); !errors.Is(err, processing.ErrInvalid) {

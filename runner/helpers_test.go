@@ -10,8 +10,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 )
 
@@ -35,9 +35,9 @@ func readLease(t testing.TB, db *gorm.DB, name string) leaseRow {
 
 // rebuild projects the store into a fresh table in this process and
 // returns it.
-func rebuild(t testing.TB, s *eventstore.Store, db *gorm.DB, head int64) map[string]fixture.Account {
+func rebuild(t testing.TB, s *eventstore.Store, db *gorm.DB, head int64) map[string]testkit.Account {
 	t.Helper()
-	clean := fixture.AccountsProjector(t, s, "accounts-clean", "accounts_clean", fixture.AccountsOptions{Processing: processing.Options{Logger: testdb.Logger(t), ErrorHandler: processing.NoRetry{}}})
+	clean := testkit.AccountsProjector(t, s, "accounts-clean", "accounts_clean", testkit.AccountsOptions{Processing: processing.Options{Logger: testdb.Logger(t), ErrorHandler: processing.NoRetry{}}})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- clean.Run(ctx) }()
@@ -51,5 +51,5 @@ func rebuild(t testing.TB, s *eventstore.Store, db *gorm.DB, head int64) map[str
 	if err != nil {
 		t.Fatalf("clean rebuild: WaitFor(%d) = %v", head, err)
 	}
-	return fixture.ReadAccounts(t, db, "accounts_clean")
+	return testkit.ReadAccounts(t, db, "accounts_clean")
 }

@@ -1,24 +1,19 @@
 package runner_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/runner"
 )
@@ -37,7 +32,7 @@ const (
 // TestHelperProcess is not a test: it is the runner process of the tests
 // below. It runs the accounts projector (batches of 100, each recorded in
 // accounts_applied with the owner's ID) under a runner configured by the
-// environment, printing "ready" once it starts, until SIGTERM or SIGKILL.
+// environment, telling the parent once it starts, until SIGTERM or SIGKILL.
 func TestHelperProcess(t *testing.T) {
 	if os.Getenv(envHelper) == "" {
 		t.Skip("child process of the runner's process tests")
@@ -54,10 +49,10 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := fixture.NewStoreWith(t, db, eventstore.Options{Logger: log})
+	s := testkit.MigratedStore(t, db, testkit.NewRegistry(), eventstore.Options{Logger: log, PollInterval: 50 * time.Millisecond})
 	owner := os.Getenv(envOwner)
 	lease := duration(envLease)
-	p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{
+	p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{
 		Processing: processing.Options{BatchSize: 100, Logger: log, ErrorHandler: processing.ConstantRetry{Delay: 50 * time.Millisecond}},
 		Owner:      owner,
 		BatchDelay: duration(envDelay),
@@ -71,34 +66,17 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("ready")
+	testkit.ChildReady()
 	if err := runner.RunMain(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// child is a runner process.
-type child struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	log bytes.Buffer // its stderr
-}
-
-func (c *child) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.log.Write(p)
-}
-
-func (c *child) logged() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.log.String()
-}
-
 // startChild starts a runner process with owner ID owner and waits until
-// it is ready. The process is killed when the test ends.
-func startChild(t *testing.T, db testdb.DB, owner string, lease, batchDelay, grace time.Duration) *child {
+// it is ready. The process is killed when the test ends; its log (its
+// standard error) is in the test's output if the test fails, or if
+// DEBUGLOG is set.
+func startChild(t *testing.T, db testdb.DB, owner string, lease, batchDelay, grace time.Duration) *testkit.Child {
 	t.Helper()
 	dsn := db.DSN
 	if db.Kind == testdb.Postgres {
@@ -113,37 +91,18 @@ func startChild(t *testing.T, db testdb.DB, owner string, lease, batchDelay, gra
 		u.RawQuery = q.Encode()
 		dsn = u.String()
 	}
-	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")}
-	c.cmd.Env = append(os.Environ(), envHelper+"=1", envKind+"="+string(db.Kind), envDSN+"="+dsn, envOwner+"="+owner,
-		envLease+"="+lease.String(), envDelay+"="+batchDelay.String(), envGrace+"="+grace.String(),
-		"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0") // exit at once under -race
-	c.cmd.Stderr = c
-	out, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-		if t.Failed() || os.Getenv("DEBUGLOG") != "" {
-			t.Logf("log of %s:\n%s", owner, c.logged())
+	var c *testkit.Child
+	t.Cleanup(func() { // after StartChild's cleanup has killed it
+		if c != nil && (t.Failed() || os.Getenv("DEBUGLOG") != "") {
+			t.Logf("log of %s:\n%s", owner, c.Stderr())
 		}
 	})
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if strings.TrimSpace(sc.Text()) == "ready" {
-			go func() { // drain the rest
-				for sc.Scan() {
-				}
-			}()
-			return c
-		}
-	}
-	t.Fatalf("runner process %s ended before it was ready: %v\n%s", owner, sc.Err(), c.logged())
-	return nil
+	c = testkit.StartChild(t, testkit.ChildOptions{
+		Run: "^TestHelperProcess$",
+		Env: []string{envHelper + "=1", envKind + "=" + string(db.Kind), envDSN + "=" + dsn, envOwner + "=" + owner,
+			envLease + "=" + lease.String(), envDelay + "=" + batchDelay.String(), envGrace + "=" + grace.String()},
+	})
+	return c
 }
 
 // appliedTwice returns the positions projected more than once.
@@ -175,21 +134,21 @@ func TestShutdown(t *testing.T) {
 	}
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		head := fixture.Fill(t, s, 10_000, 30, 500)
-		fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{}) // migrate before the child
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 10_000, 30, 500)
+		testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{}) // migrate before the child
 		const grace = 5 * time.Second
 		c := startChild(t, db, "A", 2*time.Second, 10*time.Millisecond, grace)
-		fixture.Eventually(t, 60*time.Second, "the child to project", func() bool { return readLease(t, db.Gorm, "accounts").Position > 0 })
+		testkit.Eventually(t, 60*time.Second, "the child to project", func() bool { return readLease(t, db.Gorm, "accounts").Position > 0 })
 
 		start := time.Now()
-		if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if err := c.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		err := c.cmd.Wait()
+		err := c.Wait()
 		took := time.Since(start)
 		if err != nil {
-			t.Fatalf("child exited with %v, want a clean exit; log:\n%s", err, c.logged())
+			t.Fatalf("%v; want a clean exit", err)
 		}
 		if took > grace {
 			t.Errorf("child took %v to exit, longer than its grace period %v", took, grace)
@@ -202,12 +161,12 @@ func TestShutdown(t *testing.T) {
 		if l.Owner != "" {
 			t.Errorf("lease held by %q after shutdown, want released", l.Owner)
 		}
-		fixture.CheckAccounts(t, fixture.ReadAccounts(t, db.Gorm, "accounts"), fixture.FoldAccounts(t, s, l.Position))
+		testkit.CheckAccounts(t, testkit.ReadAccounts(t, db.Gorm, "accounts"), testkit.FoldAccounts(t, s, l.Position))
 		if m := maxAppliedBy(t, db, "A"); m > l.Position {
 			t.Errorf("events projected up to %d, past the saved position %d", m, l.Position)
 		}
-		if !strings.Contains(c.logged(), "runner stopping") {
-			t.Errorf("child did not log its shutdown:\n%s", c.logged())
+		if !strings.Contains(c.Stderr(), "runner stopping") {
+			t.Errorf("child did not log its shutdown:\n%s", c.Stderr())
 		}
 	})
 }
@@ -222,31 +181,31 @@ func TestFailover(t *testing.T) {
 	}
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		head := fixture.Fill(t, s, 10_000, 30, 500)
-		fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{})
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 10_000, 30, 500)
+		testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{})
 		const lease = time.Second
 		a := startChild(t, db, "A", lease, 10*time.Millisecond, 5*time.Second)
-		fixture.Eventually(t, 60*time.Second, "A to own and project", func() bool {
+		testkit.Eventually(t, 60*time.Second, "A to own and project", func() bool {
 			l := readLease(t, db.Gorm, "accounts")
 			return l.Owner == "A" && l.Position > 0
 		})
 		b := startChild(t, db, "B", lease, 10*time.Millisecond, 5*time.Second)
-		if err := a.cmd.Process.Kill(); err != nil {
+		if err := a.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		a.cmd.Wait()
+		a.Wait()
 		killedAt := readLease(t, db.Gorm, "accounts").Position
 		t.Logf("A killed at position %d of %d", killedAt, head)
 
-		fixture.Eventually(t, 30*time.Second, "B to take over", func() bool { return readLease(t, db.Gorm, "accounts").Owner == "B" })
-		fixture.Eventually(t, 60*time.Second, "B to finish", func() bool { return readLease(t, db.Gorm, "accounts").Position == head })
+		testkit.Eventually(t, 30*time.Second, "B to take over", func() bool { return readLease(t, db.Gorm, "accounts").Owner == "B" })
+		testkit.Eventually(t, 60*time.Second, "B to finish", func() bool { return readLease(t, db.Gorm, "accounts").Position == head })
 		if twice := appliedTwice(t, db); len(twice) > 0 {
 			t.Errorf("positions projected twice: %v", twice)
 		}
-		fixture.CheckAccounts(t, fixture.ReadAccounts(t, db.Gorm, "accounts"), rebuild(t, s, db.Gorm, head))
-		if !strings.Contains(b.logged(), "lease taken") {
-			t.Errorf("B did not log its takeover:\n%s", b.logged())
+		testkit.CheckAccounts(t, testkit.ReadAccounts(t, db.Gorm, "accounts"), rebuild(t, s, db.Gorm, head))
+		if !strings.Contains(b.Stderr(), "lease taken") {
+			t.Errorf("B did not log its takeover:\n%s", b.Stderr())
 		}
 	})
 }
@@ -264,41 +223,41 @@ func TestFencing(t *testing.T) {
 		t.Skip("starts child processes")
 	}
 	db := testdb.New(t, testdb.Postgres)
-	s := fixture.NewStore(t, db.Gorm)
-	head := fixture.Fill(t, s, 10_000, 30, 500)
-	fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{})
+	s := testkit.DomainStore(t, db.Gorm)
+	head := testkit.Fill(t, s, 10_000, 30, 500)
+	testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{})
 	const lease = time.Second
 	a := startChild(t, db, "A", lease, 10*time.Millisecond, 5*time.Second)
-	fixture.Eventually(t, 60*time.Second, "A to own and project", func() bool {
+	testkit.Eventually(t, 60*time.Second, "A to own and project", func() bool {
 		l := readLease(t, db.Gorm, "accounts")
 		return l.Owner == "A" && l.Position > 0
 	})
 	b := startChild(t, db, "B", lease, 10*time.Millisecond, 5*time.Second)
-	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := a.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	resumed := false
 	defer func() {
 		if !resumed {
-			a.cmd.Process.Signal(syscall.SIGCONT)
+			a.Signal(syscall.SIGCONT)
 		}
 	}()
 
 	var takeover leaseRow
-	fixture.Eventually(t, 30*time.Second, "B to take over", func() bool {
+	testkit.Eventually(t, 30*time.Second, "B to take over", func() bool {
 		takeover = readLease(t, db.Gorm, "accounts")
 		return takeover.Owner == "B"
 	})
 	lastA := maxAppliedBy(t, db, "A")
-	fixture.Eventually(t, 30*time.Second, "B to advance", func() bool { return maxAppliedBy(t, db, "B") > takeover.Position })
+	testkit.Eventually(t, 30*time.Second, "B to advance", func() bool { return maxAppliedBy(t, db, "B") > takeover.Position })
 	t.Logf("A paused after position %d; B took over at %d (epoch %d)", lastA, takeover.Position, takeover.Epoch)
 
-	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := a.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	resumed = true
-	fixture.Eventually(t, 30*time.Second, "A to find its lease lost", func() bool { return strings.Contains(a.logged(), "lease lost") })
-	fixture.Eventually(t, 60*time.Second, "B to finish", func() bool { return readLease(t, db.Gorm, "accounts").Position == head })
+	testkit.Eventually(t, 30*time.Second, "A to find its lease lost", func() bool { return strings.Contains(a.Stderr(), "lease lost") })
+	testkit.Eventually(t, 60*time.Second, "B to finish", func() bool { return readLease(t, db.Gorm, "accounts").Position == head })
 
 	if m := maxAppliedBy(t, db, "A"); m != lastA {
 		t.Errorf("A committed up to %d after it resumed, want nothing past %d", m, lastA)
@@ -312,6 +271,6 @@ func TestFencing(t *testing.T) {
 	if l := readLease(t, db.Gorm, "accounts"); l.Owner != "B" {
 		t.Errorf("lease held by %q at the end, want B", l.Owner)
 	}
-	fixture.CheckAccounts(t, fixture.ReadAccounts(t, db.Gorm, "accounts"), rebuild(t, s, db.Gorm, head))
+	testkit.CheckAccounts(t, testkit.ReadAccounts(t, db.Gorm, "accounts"), rebuild(t, s, db.Gorm, head))
 	_ = b
 }

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/eventstore/sqlitedb"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/runner"
 )
@@ -63,9 +63,9 @@ func TestProgress(t *testing.T) {
 		}
 		sqlDB, _ := db.DB()
 		defer sqlDB.Close()
-		s := fixture.NewStore(t, db)
-		head := fixture.Fill(t, s, 2000, 10, 100)
-		p := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{
+		s := testkit.DomainStore(t, db)
+		head := testkit.Fill(t, s, 2000, 10, 100)
+		p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{
 			Processing: processing.Options{BatchSize: 100, Logger: testdb.Logger(t)},
 			BatchDelay: time.Second,
 		})

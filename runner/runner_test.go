@@ -14,8 +14,8 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
-	"github.com/cairnhq/cairn/internal/fixture"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/projector"
 	"github.com/cairnhq/cairn/reactor"
@@ -38,7 +38,7 @@ func brokenProjector(t testing.TB, s *eventstore.Store, name string, eh processi
 	if err != nil {
 		t.Fatal(err)
 	}
-	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d fixture.Deposited) error { return errBroken })
+	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d testkit.Deposited) error { return errBroken })
 	if err := p.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -63,25 +63,25 @@ func processorStatus(t testing.TB, st runner.Status, name string) runner.Process
 func TestIsolation(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		head := fixture.Fill(t, s, 3000, 20, 100)
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 3000, 20, 100)
 		opts := processing.Options{Logger: testdb.Logger(t), ErrorHandler: processing.NoRetry{}}
-		working := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: opts})
+		working := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{Processing: opts})
 		retrying := brokenProjector(t, s, "retrying", processing.ConstantRetry{Delay: 10 * time.Millisecond})
 		failing := brokenProjector(t, s, "failing", processing.NoRetry{})
 		r, err := runner.New(s, runner.Options{Logger: testdb.Logger(t)}, retrying, working, failing)
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop := fixture.RunInBackground(t, r)
+		stop := testkit.RunInBackground(t, r)
 
 		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 		defer cancel()
 		if err := working.WaitFor(ctx, head); err != nil {
 			t.Fatalf("working projector: WaitFor(%d) = %v; status %+v", head, err, r.Status(t.Context()))
 		}
-		fixture.CheckAccounts(t, fixture.ReadAccounts(t, db.Gorm, "accounts"), fixture.FoldAccounts(t, s, head))
-		fixture.Eventually(t, 30*time.Second, "the retrying projector to fail 3 times", func() bool {
+		testkit.CheckAccounts(t, testkit.ReadAccounts(t, db.Gorm, "accounts"), testkit.FoldAccounts(t, s, head))
+		testkit.Eventually(t, 30*time.Second, "the retrying projector to fail 3 times", func() bool {
 			return processorStatus(t, r.Status(t.Context()), "retrying").Attempts >= 3
 		})
 
@@ -119,8 +119,8 @@ func TestIsolation(t *testing.T) {
 // has failed.
 func TestAllFailed(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := fixture.NewStore(t, db.Gorm)
-	fixture.Fill(t, s, 10, 1, 10)
+	s := testkit.DomainStore(t, db.Gorm)
+	testkit.Fill(t, s, 10, 1, 10)
 	r, err := runner.New(s, runner.Options{Logger: testdb.Logger(t)}, brokenProjector(t, s, "a", processing.NoRetry{}), brokenProjector(t, s, "b", processing.NoRetry{}))
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestAllFailed(t *testing.T) {
 
 func TestNewRejectsBadInput(t *testing.T) {
 	db := testdb.New(t, testdb.SQLite)
-	s := fixture.NewStore(t, db.Gorm)
+	s := testkit.DomainStore(t, db.Gorm)
 	a := brokenProjector(t, s, "a", nil)
 	for name, fn := range map[string]func() (*runner.Runner, error){
 		"nil store":       func() (*runner.Runner, error) { return runner.New(nil, runner.Options{}, a) },
@@ -164,9 +164,9 @@ func TestNewRejectsBadInput(t *testing.T) {
 func TestStatusHandler(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
 		db := testdb.New(t, kind)
-		s := fixture.NewStore(t, db.Gorm)
-		head := fixture.Fill(t, s, 50, 3, 10)
-		working := fixture.AccountsProjector(t, s, "accounts", "accounts", fixture.AccountsOptions{Processing: processing.Options{Logger: testdb.Logger(t)}})
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 50, 3, 10)
+		working := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{Processing: processing.Options{Logger: testdb.Logger(t)}})
 		failing := brokenProjector(t, s, "failing", processing.NoRetry{})
 		r, err := runner.New(s, runner.Options{Logger: testdb.Logger(t)}, working, failing)
 		if err != nil {
@@ -194,13 +194,13 @@ func TestStatusHandler(t *testing.T) {
 			t.Errorf("before Run: state %v, want starting", st)
 		}
 
-		fixture.RunInBackground(t, r)
+		testkit.RunInBackground(t, r)
 		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 		defer cancel()
 		if err := working.WaitFor(ctx, head); err != nil {
 			t.Fatal(err)
 		}
-		fixture.Eventually(t, 30*time.Second, "the failing projector to fail", func() bool {
+		testkit.Eventually(t, 30*time.Second, "the failing projector to fail", func() bool {
 			return processorStatus(t, r.Status(t.Context()), "failing").State == runner.Failed
 		})
 

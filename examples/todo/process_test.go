@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,6 +15,7 @@ import (
 	"github.com/cairnhq/cairn/examples/todo/internal/notify"
 	"github.com/cairnhq/cairn/examples/todo/internal/todo"
 	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
 )
 
 // TestSeparateProcesses runs the built binary as a web process and a
@@ -62,7 +60,7 @@ func TestSeparateProcesses(t *testing.T) {
 
 		// The same in separate processes.
 		db := testdb.New(t, kind)
-		runBinary(t, bin, "migrate", "-db", db.DSN).wait(t, 0)
+		runBinary(t, bin, "migrate", "-db", db.DSN).wait(t)
 		web := runBinary(t, bin, "web", "-db", db.DSN, "-addr", "127.0.0.1:0")
 		processors := runBinary(t, bin, "processors", "-db", db.DSN, "-status-addr", "127.0.0.1:0")
 
@@ -201,103 +199,71 @@ func maps(a, b map[string]int) bool {
 	return true
 }
 
-// child is a running process of the binary.
-type child struct {
-	cmd  *exec.Cmd
+// process is a running process of the binary.
+type process struct {
+	*testkit.Child
+	mode string // its first argument
 	url  string // the URL it printed, if any
-	done chan error
-	log  string // where its standard error goes
 }
 
 // runBinary starts the binary with args and, unless it is a migrate, waits
-// until it prints the URL it serves.
-func runBinary(t *testing.T, bin string, args ...string) *child {
+// up to a minute until it prints the URL it serves. The process is killed
+// when the test ends; its standard error is in the test's output if the
+// test fails.
+func runBinary(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	logFile, err := os.CreateTemp(t.TempDir(), args[0]+"-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: exec.Command(bin, args...), done: make(chan error, 1), log: logFile.Name()}
-	c.cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "TODO_") })
-	c.cmd.Stderr = logFile
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logFile.Close()
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := urlPattern.FindString(sc.Text()); m != "" {
-				select {
-				case urls <- m:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		c.done <- c.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			c.cmd.Process.Kill()
-			<-c.done
-		}
-		if t.Failed() {
-			data, _ := os.ReadFile(c.log)
-			t.Logf("%s %s, standard error:\n%s", filepath.Base(bin), args[0], data)
+	p := &process{mode: args[0]}
+	t.Cleanup(func() { // after StartChild's cleanup has killed it
+		if p.Child != nil && t.Failed() {
+			t.Logf("%s %s, standard error:\n%s", filepath.Base(bin), args[0], p.Stderr())
 		}
 	})
-	if args[0] == "migrate" {
-		return c
-	}
-	select {
-	case c.url = <-urls:
-	case err := <-c.done:
-		data, _ := os.ReadFile(c.log)
-		t.Fatalf("%s exited before it served: %v\n%s", args[0], err, data)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s printed no URL within a minute", args[0])
-	}
-	return c
+	p.Child = testkit.StartChild(t, testkit.ChildOptions{
+		Program: bin,
+		Args:    args,
+		DropEnv: []string{"TODO_"},
+		Ready: func(line string) bool {
+			p.url = urlPattern.FindString(line)
+			return p.url != ""
+		},
+		NoWait:       args[0] == "migrate",
+		ReadyTimeout: time.Minute,
+	})
+	return p
 }
 
 var urlPattern = regexp.MustCompile(`http://\S+`)
 
-// wait waits for the process to exit, with the given exit code.
-func (c *child) wait(t *testing.T, code int) {
+// wait waits up to a minute for the process to exit, and fails t unless
+// it exits with status 0.
+func (p *process) wait(t *testing.T) {
 	t.Helper()
 	select {
-	case <-c.done:
+	case <-p.Done():
 	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not exit within a minute", c.cmd.Args[1])
+		t.Fatalf("%s did not exit within a minute", p.mode)
 	}
-	if got := c.cmd.ProcessState.ExitCode(); got != code {
-		data, _ := os.ReadFile(c.log)
-		t.Fatalf("%s exited with %d, want %d\n%s", c.cmd.Args[1], got, code, data)
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // kill kills the process at once, as kill -9 does.
-func (c *child) kill(t *testing.T) {
+func (p *process) kill(t *testing.T) {
 	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-c.done
+	<-p.Done()
 }
 
 // stop sends SIGTERM and expects a clean exit.
-func (c *child) stop(t *testing.T) {
+func (p *process) stop(t *testing.T) {
 	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	c.wait(t, 0)
+	p.wait(t)
 }
 
 // statusJSON is what the test reads of a processor's status JSON.
@@ -352,9 +318,9 @@ func TestAllInOne(t *testing.T) {
 		t.Errorf("GET /processors = %v", got)
 	}
 	c.stop(t)
-	data, _ := os.ReadFile(c.log)
+	data := c.Stderr()
 	for _, want := range []string{"To: bob@example.com", "Message: Your todo item Buy milk has been completed!"} {
-		if !strings.Contains(string(data), want) {
+		if !strings.Contains(data, want) {
 			t.Errorf("the log has no %q:\n%s", want, data)
 		}
 	}

@@ -7,11 +7,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // readyLine is what ChildReady prints.
@@ -19,14 +22,33 @@ const readyLine = "cairn testkit: child ready"
 
 // ChildOptions configures [StartChild].
 type ChildOptions struct {
-	// Run is the -test.run pattern of the child: "^TestHelperProcess$",
-	// or [RunPattern](t) to run the test t again.
+	// Run is the -test.run pattern of the child, which is the test
+	// binary: "^TestHelperProcess$", or [RunPattern](t) to run the test t
+	// again.
 	Run string
+	// Program, instead of Run, is a program to run with Args: a binary
+	// the test built, for instance.
+	Program string
+	Args    []string
 	// Env is added to this process's environment for the child.
 	Env []string
+	// DropEnv lists prefixes of variable names: the variables of this
+	// process's environment that start with one are not passed on.
+	DropEnv []string
+	// Ready tells the line of the child's standard output that says it
+	// is ready; nil means the line [ChildReady] prints. It is called on
+	// the goroutine that reads the output, before StartChild returns.
+	Ready func(line string) bool
+	// NoWait makes StartChild return once the child has started, without
+	// waiting for a ready line: for a child that does its work and exits.
+	NoWait bool
+	// ReadyTimeout, if positive, is how long StartChild waits for the
+	// ready line before it kills the child and fails the test.
+	ReadyTimeout time.Duration
 	// OnLine, if set, is called with each line the child writes to its
-	// standard output after its ready line, in order, on one goroutine,
-	// with the child (so that it can kill it at a chosen moment).
+	// standard output after its ready line (with NoWait, every line), in
+	// order, on one goroutine, with the child (so that it can kill it at a
+	// chosen moment).
 	OnLine func(c *Child, line string)
 	// Stderr, if set, also receives the child's standard error as it
 	// comes (the error of [Child.Wait] holds it either way).
@@ -35,6 +57,7 @@ type ChildOptions struct {
 
 // Child is a running child process started by [StartChild].
 type Child struct {
+	name  string // for messages: the -test.run flag or the program
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	done  chan struct{}
@@ -45,11 +68,11 @@ type Child struct {
 	stderr lockedBuffer
 }
 
-// StartChild starts the test binary again with -test.run=opts.Run and
-// returns once the child has called [ChildReady]; it fails t if the child
-// ends first. The child is killed, and waited for, when t ends. Under the
-// race detector the child exits without the detector's usual one-second
-// pause.
+// StartChild starts the test binary again with -test.run=opts.Run (or
+// opts.Program) and returns once the child has called [ChildReady] (or
+// written the line opts.Ready accepts); it fails t if the child ends
+// first. The child is killed, and waited for, when t ends. Under the race
+// detector the child exits without the detector's usual one-second pause.
 //
 // The child is a test that plays the child's part. It calls [ChildReady]
 // once it is set up; a child that must not start its work before the
@@ -70,15 +93,30 @@ type Child struct {
 //		}
 //		// work until killed, printing a line per acknowledged step
 //	}
+//
+// With opts.Program the child is another program, a binary the test
+// built: opts.Ready then says which line of its output means it is ready
+// (the address it serves, say), or opts.NoWait that there is none.
 func StartChild(t testing.TB, opts ChildOptions) *Child {
 	t.Helper()
-	if opts.Run == "" {
-		t.Fatalf("StartChild: empty -test.run pattern")
+	var cmd *exec.Cmd
+	var name string
+	switch {
+	case (opts.Run == "") == (opts.Program == ""):
+		t.Fatalf("StartChild: want either a -test.run pattern or a program, have %q and %q", opts.Run, opts.Program)
+	case opts.Run != "":
+		name = "-test.run=" + opts.Run
+		cmd = exec.Command(os.Args[0], name, "-test.count=1")
+	default:
+		name = strings.Join(append([]string{filepath.Base(opts.Program)}, opts.Args...), " ")
+		cmd = exec.Command(opts.Program, opts.Args...)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run="+opts.Run, "-test.count=1")
-	cmd.Env = append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return slices.ContainsFunc(opts.DropEnv, func(prefix string) bool { return strings.HasPrefix(kv, prefix) })
+	})
+	cmd.Env = append(cmd.Env, "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	cmd.Env = append(cmd.Env, opts.Env...)
-	c := &Child{cmd: cmd, done: make(chan struct{})}
+	c := &Child{name: name, cmd: cmd, done: make(chan struct{})}
 	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatalf("StartChild: %v", err)
@@ -92,31 +130,52 @@ func StartChild(t testing.TB, opts ChildOptions) *Child {
 		cmd.Stderr = io.MultiWriter(&c.stderr, opts.Stderr)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("StartChild(-test.run=%s): %v", opts.Run, err)
+		t.Fatalf("StartChild(%s): %v", name, err)
 	}
 	t.Cleanup(func() {
 		c.stdin.Close()
 		c.cmd.Process.Kill()
 		<-c.done
 	})
+	isReady := opts.Ready
+	if isReady == nil {
+		isReady = func(line string) bool { return line == readyLine }
+	}
 	ready := make(chan bool, 1)
-	go c.read(stdout, opts.OnLine, ready)
-	if !<-ready {
+	go c.read(stdout, isReady, opts.NoWait, opts.OnLine, ready)
+	if opts.NoWait {
+		return c
+	}
+	var timeout <-chan time.Time
+	if opts.ReadyTimeout > 0 {
+		timer := time.NewTimer(opts.ReadyTimeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	select {
+	case ok := <-ready:
+		if !ok {
+			<-c.done
+			t.Fatalf("child process (%s) ended before it was ready: %v", name, c.err)
+		}
+	case <-timeout:
+		c.cmd.Process.Kill()
 		<-c.done
-		t.Fatalf("child process (-test.run=%s) ended before it was ready: %v", opts.Run, c.err)
+		t.Fatalf("child process (%s) was not ready within %v: %v", name, opts.ReadyTimeout, c.err)
 	}
 	return c
 }
 
 // read reads the child's standard output until it ends, then waits for
-// the child.
-func (c *Child) read(r io.Reader, onLine func(*Child, string), ready chan<- bool) {
+// the child. Until it finds the line readyLine accepts, it does not call
+// onLine (unless noWait).
+func (c *Child) read(r io.Reader, readyLine func(string) bool, noWait bool, onLine func(*Child, string), ready chan<- bool) {
 	br := bufio.NewReader(r)
-	isReady := false
+	isReady := noWait
 	for {
 		line, err := br.ReadString('\n')
 		switch {
-		case !isReady && strings.TrimSuffix(line, "\n") == readyLine:
+		case !isReady && readyLine(strings.TrimSuffix(line, "\n")):
 			isReady = true
 			ready <- true
 		default:
@@ -132,7 +191,7 @@ func (c *Child) read(r io.Reader, onLine func(*Child, string), ready chan<- bool
 		}
 	}
 	if err := c.cmd.Wait(); err != nil {
-		c.err = fmt.Errorf("child process (%s): %w\nstdout:\n%s\nstderr:\n%s", c.cmd.Args[1], err, c.Output(), c.stderr.String())
+		c.err = fmt.Errorf("child process (%s): %w\nstdout:\n%s\nstderr:\n%s", c.name, err, c.Output(), c.stderr.String())
 	}
 	if !isReady {
 		ready <- false
@@ -180,6 +239,10 @@ func (c *Child) Output() string {
 	defer c.mu.Unlock()
 	return c.stdout.String()
 }
+
+// Stderr returns what the child has written to its standard error so
+// far.
+func (c *Child) Stderr() string { return c.stderr.String() }
 
 // ChildReady is called by the child once it is set up: it lets
 // [StartChild] return in the parent.

@@ -1,10 +1,16 @@
 // Package testkit is what Cairn's tests share: a small bank-account
 // domain with its registry ([NewRegistry]), store helpers ([NewStore],
-// [MustAppend], [MustCollect], …), checks of recorded events
-// ([CheckEvents], [CheckOrder], [CheckStored], …), a live-subscription
-// [Follower], a test logger ([Logger]) and the one helper that runs a test
-// binary again as a child process for crash and multi-process tests
-// ([StartChild]).
+// [DomainStore], [MustAppend], [MustCollect], …), checks of recorded
+// events ([CheckEvents], [CheckOrder], [CheckStored], …), a
+// live-subscription [Follower], a test logger ([Logger]), the fixtures of
+// the processor tests (a filler that writes a known mix of events,
+// [Fill]; the accounts projector, a projection in which a lost or doubled
+// event shows, [AccountsProjector], with [FoldAccounts] and
+// [CheckAccounts]; [RunInBackground], [WaitFor], [Eventually]) and the one
+// helper that runs a child process for crash and multi-process tests
+// ([StartChild]): the test binary again, or a program the test built;
+// [KillRepeatedly] and [CrashChild] are the two sides of a processor
+// crash test built on it.
 //
 // The public conformance suite, package
 // github.com/cairnhq/cairn/eventstore/storetest, is built on it, so two
@@ -13,7 +19,10 @@
 //   - testkit imports no database driver and not internal/testdb: a user
 //     of storetest on PostgreSQL must not get the cgo SQLite driver with
 //     it. Helpers that need a database of a given kind belong in
-//     internal/testdb; the ones here take a *gorm.DB.
+//     internal/testdb; the ones here take a *gorm.DB, or an opener
+//     ([CrashChild] takes testdb.Open). Besides eventstore it imports
+//     processing and projector (for [AccountsProjector]), which add no
+//     third-party dependency.
 //   - The persisted type names of the domain ([TypeOpened], …) and the
 //     shape of its events are part of what the suite writes: change them
 //     only together with the suite's expectations (go test

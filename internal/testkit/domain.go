@@ -9,6 +9,8 @@ const (
 	TypeWithdrawn = "withdrawn"
 	TypeNoted     = "noted"
 	TypeTick      = "tick"
+	// TypeReceiptIssued is what test reactors emit for deposits.
+	TypeReceiptIssued = "receipt.issued"
 )
 
 // Opened opens an account; its stream is the account.
@@ -31,6 +33,11 @@ type Noted struct {
 	Text string `json:"text"`
 }
 
+// ReceiptIssued is what test reactors emit for a deposit of Amount.
+type ReceiptIssued struct {
+	Amount int `json:"amount"`
+}
+
 // Tick is written by the concurrency tests: which writer, its n-th event.
 type Tick struct {
 	Writer int `json:"writer"`
@@ -46,5 +53,6 @@ func NewRegistry() *event.Registry {
 	event.MustRegister[Withdrawn](reg, TypeWithdrawn)
 	event.MustRegister[Noted](reg, TypeNoted)
 	event.MustRegister[Tick](reg, TypeTick)
+	event.MustRegister[ReceiptIssued](reg, TypeReceiptIssued)
 	return reg
 }
