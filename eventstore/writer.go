@@ -33,21 +33,22 @@ import (
 // committed; if ctx ends first while the append is still queued, it returns
 // ctx's error and writes nothing.
 func (s *Store) Append(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts ...event.AppendOption) ([]event.Event, error) {
+	const op = "append"
 	req, err := s.newRequest(ctx, streamID, expected, events, opts)
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: append to %q: %w", streamID, err)
+		return nil, fail(op, streamID, "", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("eventstore: append to %q: %w", streamID, err)
+		return nil, fail(op, streamID, "", err)
 	}
 	s.w.submit(req)
 	if req.err != nil {
-		return nil, fmt.Errorf("eventstore: append to %q: %w", streamID, req.err)
+		return nil, fail(op, streamID, "", req.err)
 	}
 	if req.replay {
 		stored, err := s.readRange(ctx, streamID, req.replayFrom, len(events))
 		if err != nil {
-			return nil, fmt.Errorf("eventstore: append to %q: read stored events: %w", streamID, err)
+			return nil, fail(op, streamID, "", err)
 		}
 		return stored, nil
 	}
@@ -95,10 +96,10 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 		return nil, err
 	}
 	if !expected.Valid() {
-		return nil, fmt.Errorf("%w: expected version %s is negative", ErrInvalidArgument, expected)
+		return nil, invalid("expected version %s is negative", expected)
 	}
 	if len(events) == 0 {
-		return nil, fmt.Errorf("%w: no events", ErrInvalidArgument)
+		return nil, invalid("no events")
 	}
 	var o event.AppendOptions
 	for _, opt := range opts {
@@ -113,7 +114,7 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 		return nil, err
 	}
 	if o.IDs != nil && len(o.IDs) != len(events) {
-		return nil, fmt.Errorf("%w: %d event IDs for %d events", ErrInvalidArgument, len(o.IDs), len(events))
+		return nil, invalid("%d event IDs for %d events", len(o.IDs), len(events))
 	}
 	req := &request{
 		ctx:         ctx,
@@ -131,13 +132,13 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 			// JSON cannot carry invalid UTF-8: refuse it rather than
 			// store something other than what was given.
 			if !utf8.ValidString(k) || !utf8.ValidString(v) {
-				return nil, fmt.Errorf("%w: metadata %q: %q is not valid UTF-8", ErrInvalidArgument, k, v)
+				return nil, invalid("metadata %q: %q is not valid UTF-8", k, v)
 			}
 			req.meta[k] = v
 		}
 		b, err := json.Marshal(req.meta)
 		if err != nil {
-			return nil, fmt.Errorf("%w: metadata: %v", ErrInvalidArgument, err)
+			return nil, invalid("metadata: %v", err)
 		}
 		req.metaJSON = b
 	}
@@ -147,26 +148,26 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 	}
 	for i, data := range events {
 		if data == nil {
-			return nil, fmt.Errorf("%w: event %d: nil data", ErrInvalidArgument, i)
+			return nil, invalid("event %d: nil data", i)
 		}
 		if v := reflect.ValueOf(data); v.Kind() == reflect.Pointer {
 			if v.IsNil() {
-				return nil, fmt.Errorf("%w: event %d: nil pointer", ErrInvalidArgument, i)
+				return nil, invalid("event %d: nil pointer", i)
 			}
 			data = v.Elem().Interface()
 		}
 		enc, err := s.reg.Encode(data)
 		if err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
+			return nil, invalid("event %d: %w", i, err)
 		}
 		id := s.opts.NewID()
 		if req.explicitIDs {
 			id = o.IDs[i]
 			if id == uuid.Nil {
-				return nil, fmt.Errorf("%w: event %d: nil event ID", ErrInvalidArgument, i)
+				return nil, invalid("event %d: nil event ID", i)
 			}
 			if _, dup := seen[id]; dup {
-				return nil, fmt.Errorf("%w: event ID %s given twice", ErrInvalidArgument, id)
+				return nil, invalid("event ID %s given twice", id)
 			}
 			seen[id] = struct{}{}
 		}
