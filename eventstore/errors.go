@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cairnhq/cairn/event"
@@ -19,8 +20,47 @@ import (
 // ErrUnavailable reports that the database could not do what was asked for
 // a reason that may pass: the connection was lost or refused, the server
 // is shutting down or restarting, or a timeout ran out. The error wraps the
-// driver's error as its cause.
+// driver's error as its cause. Nothing was written, except by an append
+// that fails with an [*OutcomeUnknownError] (which matches ErrUnavailable
+// too): the operation can be tried again.
+//
+// Appends resolve a lost connection themselves before answering (see
+// [Store.Append]); subscriptions reconnect on their own for a while (see
+// [Store.SubscribeBatches]).
 var ErrUnavailable = errors.New("eventstore: database unavailable")
+
+// OutcomeUnknownError reports an append whose transaction lost its
+// connection to the database at a moment when the transaction may have
+// committed, and whose outcome the store could not find out before the
+// append's context ended or the database stayed unreachable for too long.
+// The events may be stored, or not.
+//
+// Appending again with the same event IDs (event.WithIDs(e.IDs...)) and the
+// same expected version is safe: if the events are stored, that append
+// returns them; if not, it stores them. Appending again without the IDs
+// may store the events twice.
+//
+// It matches [ErrUnavailable] with [errors.Is].
+type OutcomeUnknownError struct {
+	// IDs are the IDs of the append's events, in order: the store's own
+	// (from Options.NewID) or the ones the append gave.
+	IDs []uuid.UUID
+	// Err is the last failure of the append.
+	Err error
+}
+
+// Error describes the failure.
+func (e *OutcomeUnknownError) Error() string { return "eventstore: " + e.msg() }
+
+func (e *OutcomeUnknownError) msg() string {
+	return "outcome unknown (" + strconv.Itoa(len(e.IDs)) + " events may be stored; append them again with their IDs): " + text(e.Err)
+}
+
+// Unwrap returns the failure that left the outcome unknown.
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnavailable) true.
+func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrUnavailable }
 
 // The store's errors print "eventstore:" once. Each type below has a msg
 // method that gives its text without the prefix, which an enclosing error

@@ -29,6 +29,11 @@ import (
 // once and in order, whatever the number of concurrent writers: the store
 // commits events in position order, and the subscription never assumes
 // positions are contiguous.
+//
+// A subscription outlives lost connections: when a read fails with an
+// error matching [ErrUnavailable], it logs it and reads again, on a new
+// connection, from the last event it yielded; it yields the error only when
+// the database has stayed out of reach for half a minute.
 func (s *Store) Subscribe(ctx context.Context, after int64, types ...string) iter.Seq2[event.Event, error] {
 	return func(yield func(event.Event, error) bool) {
 		for b, err := range s.SubscribeBatches(ctx, after, s.opts.PageSize, types...) {
@@ -73,6 +78,7 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 		}
 		ticker := time.NewTicker(s.opts.PollInterval)
 		defer ticker.Stop()
+		retry := reconnect{log: s.opts.Logger}
 		last := after
 		for {
 			// Take the wake-up channels before reading, so a commit that
@@ -89,9 +95,16 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 					if len(b.Events) > 0 && !yield(event.Batch{Events: b.Events, Through: b.Through}, nil) {
 						return
 					}
+					if len(b.Events) > 0 {
+						last = b.Through
+					}
+					if retry.again(ctx, err) {
+						continue
+					}
 					fail(err)
 					return
 				}
+				retry.tries = 0
 				if b.Through == last && len(b.Events) == 0 {
 					break
 				}

@@ -32,6 +32,16 @@ import (
 // a pointer was given). Append returns once the events are durably
 // committed; if ctx ends first while the append is still queued, it returns
 // ctx's error and writes nothing.
+//
+// A lost connection never leaves the caller guessing: when the transaction
+// carrying the append loses its connection, or cannot get one, Append
+// finds out through the event IDs whether the events were stored, on a new
+// connection, and answers with the stored events if they were; if they
+// were not, it writes them (see "Lost connections" in the package
+// documentation). If the database stays out of reach, it fails with an
+// error matching [ErrUnavailable]: either nothing was stored, or, when a
+// transaction may have committed, the error is an [*OutcomeUnknownError]
+// with the event IDs to append again with.
 func (s *Store) Append(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts ...event.AppendOption) ([]event.Event, error) {
 	const op = "append"
 	req, err := s.newRequest(ctx, streamID, expected, events, opts)
@@ -46,7 +56,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected event.Expe
 		return nil, fail(op, streamID, "", req.err)
 	}
 	if req.replay {
-		stored, err := s.readRange(ctx, streamID, req.replayFrom, len(events))
+		stored, err := s.readStored(ctx, req)
 		if err != nil {
 			return nil, fail(op, streamID, "", err)
 		}
@@ -89,6 +99,8 @@ type request struct {
 	replayFrom int64
 	// deferred: its IDs collided with another request of the batch.
 	deferred bool
+	// lost: a transaction carrying it lost its connection (connloss.go).
+	lost *lostConn
 }
 
 func (s *Store) newRequest(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts []event.AppendOption) (*request, error) {
@@ -222,7 +234,7 @@ func (w *writer) submit(req *request) {
 			if i := slices.Index(w.queue, req); i >= 0 {
 				w.queue = slices.Delete(w.queue, i, i+1)
 				w.mu.Unlock()
-				req.err = req.ctx.Err()
+				req.err = req.expired()
 				return
 			}
 			w.mu.Unlock()
@@ -344,7 +356,7 @@ var errRetryBatch = errors.New("eventstore: retry batch")
 func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*request) {
 	live := batch[:0:0]
 	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
+		if err := r.expired(); err != nil {
 			r.err = err
 			finish(r, leader)
 			continue
@@ -386,6 +398,9 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 		if !errors.Is(err, errRetryBatch) || attempt == 2 {
 			break
 		}
+	}
+	if lerr, lost := lostConnection(ctx, err); lost {
+		return retryLost(leader.ctx, live, lerr, !unsent(err))
 	}
 	for _, r := range live {
 		if r.deferred {
