@@ -29,7 +29,11 @@ import (
 // [event.ErrDuplicateEventID].
 //
 // The Data of the returned events is the appended value (dereferenced when
-// a pointer was given). Append returns once the events are durably
+// a pointer was given). Event data is stored as its codec encodes it, byte
+// for byte; data the codec refuses to encode — with [event.JSONCodec], a
+// string that is not valid UTF-8, which JSON cannot carry — fails with
+// [ErrInvalidArgument] and writes nothing, so that every later read
+// returns what Append returned. Append returns once the events are durably
 // committed; if ctx ends first while the append is still queued, it returns
 // ctx's error and writes nothing.
 //
