@@ -843,6 +843,8 @@ func TestUnavailableDatabase(t *testing.T) {
 
 	_, err = s.Head(t.Context())
 	checkUnavailable(t, "Head", err)
+	_, _, err = s.LoadPosition(t.Context(), "projector")
+	checkUnavailable(t, "LoadPosition", err)
 	for _, err := range s.ReadStream(t.Context(), "down", 0, 0) {
 		checkUnavailable(t, "ReadStream", err)
 	}

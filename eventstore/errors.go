@@ -81,7 +81,7 @@ func text(err error) string {
 // conflict or a decode error of that stream).
 type opError struct {
 	op     string // "append", "read stream", "subscribe after 5", …
-	stream string // the operation's stream; "" when it has none
+	stream string // the operation's stream or processor; "" when it has none
 	at     string // what follows the stream, such as " version 3"
 	err    error
 }
