@@ -457,7 +457,9 @@ type faultProxy struct {
 	conns   map[net.Conn]struct{}
 	actions []commitAction // for the next COMMITs, in order
 	fired   chan commitAction
-	wg      sync.WaitGroup
+	// lateAnswer is the server's answer to the last lateCommit.
+	lateAnswer []byte
+	wg         sync.WaitGroup
 }
 
 type commitAction int
@@ -472,6 +474,10 @@ const (
 	// dropCommit cuts the connection instead of passing the COMMIT on:
 	// the server rolls the transaction back.
 	dropCommit
+	// lateCommit cuts the client's side of the connection before passing
+	// anything on, and passes the transaction to the server later: a
+	// transaction that runs on after its client gave it up for lost.
+	lateCommit
 )
 
 // commitBind marks the COMMIT of a write transaction in the client's
@@ -645,6 +651,18 @@ func (p *faultProxy) pipe(client, server net.Conn) {
 					server.Write(chunk)
 					wg.Wait()
 					return
+				case lateCommit:
+					mu.Lock()
+					blackhole = true
+					mu.Unlock()
+					client.Close()
+					time.Sleep(300 * time.Millisecond)
+					server.Write(chunk)
+					wg.Wait()
+					p.mu.Lock()
+					p.lateAnswer = dropped
+					p.mu.Unlock()
+					return
 				}
 			}
 			if _, err := server.Write(chunk); err != nil {
@@ -768,6 +786,45 @@ func TestGroupCommitAnswerLost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The append's connection is lost before its transaction reaches the
+// server, and the transaction reaches the server after the store has
+// written the append again: the late transaction fails on the unique
+// index of event IDs, and the events are stored once.
+func TestAppendLateTransaction(t *testing.T) {
+	t.Parallel()
+	d := newConnDB(t)
+	p := newFaultProxy(t, d.DSN)
+	s := d.open(t, p.addr())
+	mustAppendTo(t, d.direct(t), "late", event.NoStream, connTick{Seq: 0})
+	p.onCommits(lateCommit)
+	got, err := s.Append(t.Context(), "late", event.Any, []any{connTick{Seq: 1}})
+	if err != nil {
+		t.Fatalf("Append() = %v, want the stored events", err)
+	}
+	p.await(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p.mu.Lock()
+		answer := p.lateAnswer
+		p.mu.Unlock()
+		if answer != nil {
+			if !bytes.Contains(answer, []byte("23505")) {
+				t.Errorf("the late transaction was answered %q, want a unique violation (23505)", answer)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the late transaction got no answer")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stored := readStream(t, d.direct(t), "late")
+	if len(stored) != 2 {
+		t.Fatalf("stream holds %s, want 2 events", connPlaces(stored))
+	}
+	checkSame(t, "Append", got, stored[1:])
 }
 
 // The connection is lost after the COMMIT, and the database stays out of
