@@ -25,8 +25,19 @@ type Codec interface {
 // JSONCodec is the default [Codec], using encoding/json.
 type JSONCodec struct{}
 
-// Marshal encodes v as JSON.
-func (JSONCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+// Marshal encodes v as JSON. A string in v that is not valid UTF-8 is an
+// error naming where it is: JSON cannot carry it, and encoding/json would
+// silently replace its bad bytes, so that the data would not decode to v.
+func (JSONCodec) Marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err == nil && replaced(b) {
+		err = checkUTF8(v)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
 
 // Unmarshal decodes JSON data into v.
 func (JSONCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

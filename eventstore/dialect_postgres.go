@@ -28,15 +28,15 @@ import (
 // it.
 func OpenPostgres(dsn string) (*gorm.DB, error) {
 	if dsn == "" {
-		return nil, fmt.Errorf("eventstore: open postgres: %w: empty DSN", ErrInvalidArgument)
+		return nil, fail("open postgres", "", "", invalid("empty DSN"))
 	}
 	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: open postgres: %w", err)
+		return nil, fail("open postgres", "", "", err)
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: open postgres: %w", err)
+		return nil, fail("open postgres", "", "", err)
 	}
 	sqlDB.SetMaxIdleConns(PostgresMaxIdleConns)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)

@@ -43,6 +43,29 @@
 // the epoch, so an owner that has been replaced can never move the
 // position again.
 //
+// # Lost connections
+//
+// Errors that a lost, refused or timed-out connection causes match
+// [ErrUnavailable] and wrap the driver's error; no call returns a raw
+// driver error for them. The store deals with them itself where it can:
+//
+//   - An append whose transaction loses its connection may have committed
+//     (the COMMIT may have reached the server when the answer was lost).
+//     The store resolves that before answering every append of the
+//     transaction: it tries them again on a new connection, looking their
+//     event IDs up first — its own IDs or the caller's — so that an
+//     append that was stored is answered with its stored events and one
+//     that was not is written once. If the database stays out of reach
+//     for a few seconds, or the append's context ends first, the append
+//     fails with an [*OutcomeUnknownError] that carries its event IDs:
+//     appending again with those IDs ([event.WithIDs]) is safe.
+//   - A subscription reads again from its last event after such an error,
+//     for up to half a minute of failures in a row, and its LISTEN
+//     connection on PostgreSQL reconnects on its own.
+//   - Reads return the error: a read can be tried again as it is.
+//   - A DeleteStream that fails with it may have deleted the stream:
+//     calling it again then fails with [event.ErrStreamDeleted].
+//
 // # Databases
 //
 // [New] takes a *gorm.DB. Open SQLite with package

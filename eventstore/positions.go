@@ -3,7 +3,6 @@ package eventstore
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -27,7 +26,7 @@ func (s *Store) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) err
 // store's database (or the database itself).
 func txExecer(tx *gorm.DB) (execer, error) {
 	if tx == nil || tx.Statement == nil || tx.Statement.ConnPool == nil {
-		return nil, fmt.Errorf("%w: nil transaction", ErrInvalidArgument)
+		return nil, invalid("nil transaction")
 	}
 	return tx.Statement.ConnPool, nil
 }
@@ -36,10 +35,10 @@ func txExecer(tx *gorm.DB) (execer, error) {
 // first creating its row (position 0, epoch 0) if it has none.
 func (s *Store) LoadPosition(ctx context.Context, name string) (position, epoch int64, err error) {
 	if _, err := s.db.ExecContext(ctx, s.q.createPosition, name); err != nil {
-		return 0, 0, fmt.Errorf("eventstore: load position: %w", err)
+		return 0, 0, fail("load position", name, "", err)
 	}
 	if err := s.db.QueryRowContext(ctx, s.q.loadPosition, name).Scan(&position, &epoch); err != nil {
-		return 0, 0, fmt.Errorf("eventstore: load position: %w", err)
+		return 0, 0, fail("load position", name, "", err)
 	}
 	return position, epoch, nil
 }
@@ -58,7 +57,7 @@ func (s *Store) SavePosition(ctx context.Context, name string, epoch, from, to i
 func (s *Store) SavePositionTx(ctx context.Context, tx *gorm.DB, name string, epoch, from, to int64) (saved bool, err error) {
 	ex, err := txExecer(tx)
 	if err != nil {
-		return false, fmt.Errorf("eventstore: save position: %w", err)
+		return false, fail("save position", name, "", err)
 	}
 	return s.savePosition(ctx, ex, name, epoch, from, to)
 }
@@ -66,11 +65,11 @@ func (s *Store) SavePositionTx(ctx context.Context, tx *gorm.DB, name string, ep
 func (s *Store) savePosition(ctx context.Context, ex execer, name string, epoch, from, to int64) (bool, error) {
 	res, err := ex.ExecContext(ctx, s.q.savePosition, to, name, epoch, from)
 	if err != nil {
-		return false, fmt.Errorf("eventstore: save position: %w", err)
+		return false, fail("save position", name, "", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("eventstore: save position: %w", err)
+		return false, fail("save position", name, "", err)
 	}
 	return n == 1, nil
 }
@@ -88,14 +87,14 @@ func (s *Store) ResetPosition(ctx context.Context, name string) error {
 func (s *Store) ResetPositionTx(ctx context.Context, tx *gorm.DB, name string) error {
 	ex, err := txExecer(tx)
 	if err != nil {
-		return fmt.Errorf("eventstore: reset position: %w", err)
+		return fail("reset position", name, "", err)
 	}
 	return s.resetPosition(ctx, ex, name)
 }
 
 func (s *Store) resetPosition(ctx context.Context, ex execer, name string) error {
 	if _, err := ex.ExecContext(ctx, s.q.resetPosition, name); err != nil {
-		return fmt.Errorf("eventstore: reset position: %w", err)
+		return fail("reset position", name, "", err)
 	}
 	return nil
 }
@@ -110,20 +109,20 @@ func (s *Store) resetPosition(ctx context.Context, ex execer, name string) error
 func (s *Store) AcquireLease(ctx context.Context, name, owner string, d time.Duration) (epoch, position int64, ok bool, err error) {
 	rows, err := s.db.QueryContext(ctx, s.q.acquireLease, owner, d.Milliseconds(), name, owner)
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("eventstore: acquire lease: %w", err)
+		return 0, 0, false, fail("acquire lease", name, "", err)
 	}
 	defer rows.Close()
 	if rows.Next() {
 		if err := rows.Scan(&epoch, &position); err != nil {
-			return 0, 0, false, fmt.Errorf("eventstore: acquire lease: %w", err)
+			return 0, 0, false, fail("acquire lease", name, "", err)
 		}
 		ok = true
 	}
 	if err := rows.Err(); err != nil {
-		return 0, 0, false, fmt.Errorf("eventstore: acquire lease: %w", err)
+		return 0, 0, false, fail("acquire lease", name, "", err)
 	}
 	if err := rows.Close(); err != nil {
-		return 0, 0, false, fmt.Errorf("eventstore: acquire lease: %w", err)
+		return 0, 0, false, fail("acquire lease", name, "", err)
 	}
 	return epoch, position, ok, nil
 }
@@ -135,11 +134,11 @@ func (s *Store) AcquireLease(ctx context.Context, name, owner string, d time.Dur
 func (s *Store) RenewLease(ctx context.Context, name, owner string, epoch int64, d time.Duration) (renewed bool, err error) {
 	res, err := s.db.ExecContext(ctx, s.q.renewLease, d.Milliseconds(), name, owner, epoch)
 	if err != nil {
-		return false, fmt.Errorf("eventstore: renew lease: %w", err)
+		return false, fail("renew lease", name, "", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("eventstore: renew lease: %w", err)
+		return false, fail("renew lease", name, "", err)
 	}
 	return n == 1, nil
 }
@@ -149,7 +148,7 @@ func (s *Store) RenewLease(ctx context.Context, name, owner string, epoch int64,
 // at once.
 func (s *Store) ReleaseLease(ctx context.Context, name, owner string, epoch int64) error {
 	if _, err := s.db.ExecContext(ctx, s.q.releaseLease, name, owner, epoch); err != nil {
-		return fmt.Errorf("eventstore: release lease: %w", err)
+		return fail("release lease", name, "", err)
 	}
 	return nil
 }
@@ -158,7 +157,7 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string, epoch int6
 // none holds it or it has expired) and its saved position.
 func (s *Store) LeaseHolder(ctx context.Context, name string) (owner string, position int64, err error) {
 	if err := s.db.QueryRowContext(ctx, s.q.leaseHolder, name).Scan(&owner, &position); err != nil {
-		return "", 0, fmt.Errorf("eventstore: read lease: %w", err)
+		return "", 0, fail("read lease", name, "", err)
 	}
 	return owner, position, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 	"time"
 
 	"github.com/cairnhq/cairn/event"
@@ -19,7 +20,7 @@ import (
 // (an advisory lock on PostgreSQL, the write lock on SQLite).
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.d.migrate(ctx, s.d.schema()); err != nil {
-		return fmt.Errorf("eventstore: migrate: %w", err)
+		return fail("migrate", "", "", err)
 	}
 	return nil
 }
@@ -28,11 +29,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 // [event.ErrEventNotFound] when there is none, and with
 // [event.ErrStreamDeleted] when the stream was deleted.
 func (s *Store) ReadEvent(ctx context.Context, streamID string, version int64) (event.Event, error) {
+	at := " version " + strconv.FormatInt(version, 10)
 	if err := validStreamID(streamID); err != nil {
-		return event.Event{}, fmt.Errorf("eventstore: read %q version %d: %w", streamID, version, err)
+		return event.Event{}, fail("read", streamID, at, err)
 	}
 	if version < 1 {
-		return event.Event{}, fmt.Errorf("eventstore: read %q version %d: %w: versions start at 1", streamID, version, ErrInvalidArgument)
+		return event.Event{}, fail("read", streamID, at, invalid("versions start at 1"))
 	}
 	var found *event.Event
 	err := s.query(ctx, s.q.readEvent, []any{streamID, version}, func(e event.Event) bool {
@@ -43,7 +45,7 @@ func (s *Store) ReadEvent(ctx context.Context, streamID string, version int64) (
 		err = s.missing(ctx, streamID, event.ErrEventNotFound)
 	}
 	if err != nil {
-		return event.Event{}, fmt.Errorf("eventstore: read %q version %d: %w", streamID, version, err)
+		return event.Event{}, fail("read", streamID, at, err)
 	}
 	return *found, nil
 }
@@ -82,14 +84,14 @@ func (s *Store) ReadStreamBackward(ctx context.Context, streamID string, from in
 func (s *Store) readStream(ctx context.Context, streamID string, from int64, limit int, backward bool) iter.Seq2[event.Event, error] {
 	return func(yield func(event.Event, error) bool) {
 		fail := func(err error) {
-			yield(event.Event{}, fmt.Errorf("eventstore: read stream %q: %w", streamID, err))
+			yield(event.Event{}, fail("read stream", streamID, "", err))
 		}
 		if err := validStreamID(streamID); err != nil {
 			fail(err)
 			return
 		}
 		if from < 0 || limit < 0 {
-			fail(fmt.Errorf("%w: negative from (%d) or limit (%d)", ErrInvalidArgument, from, limit))
+			fail(invalid("negative from (%d) or limit (%d)", from, limit))
 			return
 		}
 		next := from
@@ -152,12 +154,15 @@ func (s *Store) readRange(ctx context.Context, streamID string, from int64, n in
 	out := make([]event.Event, 0, n)
 	for e, err := range s.ReadStream(ctx, streamID, from, n) {
 		if err != nil {
-			return nil, err
+			if oe, ok := err.(*opError); ok {
+				err = oe.err // the caller names the stream
+			}
+			return nil, fail("read stored events", "", "", err)
 		}
 		out = append(out, e)
 	}
 	if len(out) != n {
-		return nil, fmt.Errorf("found %d of %d events", len(out), n)
+		return nil, fail("read stored events", "", "", fmt.Errorf("found %d of %d events", len(out), n))
 	}
 	return out, nil
 }
@@ -173,7 +178,7 @@ func (s *Store) readRange(ctx context.Context, streamID string, from int64, n in
 func (s *Store) ReadAll(ctx context.Context, after int64, limit int, types ...string) iter.Seq2[event.Event, error] {
 	return func(yield func(event.Event, error) bool) {
 		s.readAll(ctx, after, limit, types, func(e event.Event) bool { return yield(e, nil) }, func(err error) {
-			yield(event.Event{}, fmt.Errorf("eventstore: read all after %d: %w", after, err))
+			yield(event.Event{}, fail("read all after "+strconv.FormatInt(after, 10), "", "", err))
 		})
 	}
 }
@@ -183,7 +188,7 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int, types ...st
 func (s *Store) readAll(ctx context.Context, after int64, limit int, types []string, yield func(event.Event) bool, fail func(error)) {
 	last := after
 	if after < 0 || limit < 0 {
-		fail(fmt.Errorf("%w: negative position (%d) or limit (%d)", ErrInvalidArgument, after, limit))
+		fail(invalid("negative position (%d) or limit (%d)", after, limit))
 		return
 	}
 	for _, t := range types {
@@ -338,14 +343,14 @@ func streamStateOf(ctx context.Context, db *sql.DB, q *queries, streamID string)
 // [event.ErrStreamDeleted].
 func (s *Store) StreamVersion(ctx context.Context, streamID string) (int64, error) {
 	if err := validStreamID(streamID); err != nil {
-		return 0, fmt.Errorf("eventstore: stream version of %q: %w", streamID, err)
+		return 0, fail("stream version", streamID, "", err)
 	}
 	st, err := s.streamState(ctx, streamID)
 	if err == nil && st.deleted {
 		err = event.ErrStreamDeleted
 	}
 	if err != nil {
-		return 0, fmt.Errorf("eventstore: stream version of %q: %w", streamID, err)
+		return 0, fail("stream version", streamID, "", err)
 	}
 	return st.version, nil
 }
@@ -356,7 +361,7 @@ func (s *Store) StreamVersion(ctx context.Context, streamID string) (int64, erro
 func (s *Store) Head(ctx context.Context) (int64, error) {
 	var head int64
 	if err := s.db.QueryRowContext(ctx, s.q.head).Scan(&head); err != nil {
-		return 0, fmt.Errorf("eventstore: head: %w", err)
+		return 0, fail("head", "", "", err)
 	}
 	return head, nil
 }
@@ -369,10 +374,10 @@ func (s *Store) Head(ctx context.Context) (int64, error) {
 // events are never reused.
 func (s *Store) DeleteStream(ctx context.Context, streamID string, expected event.ExpectedVersion) error {
 	if err := validStreamID(streamID); err != nil {
-		return fmt.Errorf("eventstore: delete stream %q: %w", streamID, err)
+		return fail("delete stream", streamID, "", err)
 	}
 	if !expected.Valid() {
-		return fmt.Errorf("eventstore: delete stream %q: %w: expected version %s is negative", streamID, ErrInvalidArgument, expected)
+		return fail("delete stream", streamID, "", invalid("expected version %s is negative", expected))
 	}
 	err := s.d.deleteStream(ctx, streamID, func(st streamState) error {
 		switch {
@@ -386,7 +391,7 @@ func (s *Store) DeleteStream(ctx context.Context, streamID string, expected even
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("eventstore: delete stream %q: %w", streamID, err)
+		return fail("delete stream", streamID, "", err)
 	}
 	return nil
 }
@@ -395,11 +400,10 @@ func (s *Store) DeleteStream(ctx context.Context, streamID string, expected even
 // one; a snapshot at a lower version than the stored one is ignored.
 func (s *Store) SaveSnapshot(ctx context.Context, snap event.Snapshot) error {
 	if err := validStreamID(snap.StreamID); err != nil {
-		return fmt.Errorf("eventstore: save snapshot: %w", err)
+		return fail("save snapshot", snap.StreamID, "", err)
 	}
 	if snap.Version < 1 || snap.Data == nil {
-		return fmt.Errorf("eventstore: save snapshot of %q: %w: version %d, %d bytes of data", snap.StreamID,
-			ErrInvalidArgument, snap.Version, len(snap.Data))
+		return fail("save snapshot", snap.StreamID, "", invalid("version %d, %d bytes of data", snap.Version, len(snap.Data)))
 	}
 	at := snap.RecordedAt
 	if at.IsZero() {
@@ -407,7 +411,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap event.Snapshot) error {
 	}
 	at = at.UTC().Truncate(time.Microsecond)
 	if _, err := s.db.ExecContext(ctx, s.q.saveSnapshot, snap.StreamID, snap.Version, snap.SchemaVersion, snap.Data, s.d.timeArg(at)); err != nil {
-		return fmt.Errorf("eventstore: save snapshot of %q: %w", snap.StreamID, err)
+		return fail("save snapshot", snap.StreamID, "", err)
 	}
 	return nil
 }
@@ -416,7 +420,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap event.Snapshot) error {
 // none.
 func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (event.Snapshot, bool, error) {
 	if err := validStreamID(streamID); err != nil {
-		return event.Snapshot{}, false, fmt.Errorf("eventstore: load snapshot: %w", err)
+		return event.Snapshot{}, false, fail("load snapshot", streamID, "", err)
 	}
 	var snap event.Snapshot
 	var recorded timeValue
@@ -426,7 +430,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (event.Snapsh
 	case errors.Is(err, sql.ErrNoRows):
 		return event.Snapshot{}, false, nil
 	case err != nil:
-		return event.Snapshot{}, false, fmt.Errorf("eventstore: load snapshot of %q: %w", streamID, err)
+		return event.Snapshot{}, false, fail("load snapshot", streamID, "", err)
 	}
 	snap.RecordedAt = recorded.t
 	return snap, true, nil

@@ -75,7 +75,7 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("write timeout %v is negative", o.WriteTimeout))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		return &argError{err}
 	}
 	return nil
 }
@@ -128,18 +128,18 @@ type Store struct {
 // tables. db must be a SQLite or PostgreSQL connection.
 func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 	if db == nil {
-		return nil, fmt.Errorf("eventstore: new: %w: nil *gorm.DB", ErrInvalidArgument)
+		return nil, fail("new", "", "", invalid("nil *gorm.DB"))
 	}
 	if reg == nil {
-		return nil, fmt.Errorf("eventstore: new: %w: nil *event.Registry", ErrInvalidArgument)
+		return nil, fail("new", "", "", invalid("nil *event.Registry"))
 	}
 	if err := opts.Validate(); err != nil {
-		return nil, fmt.Errorf("eventstore: new: %w", err)
+		return nil, fail("new", "", "", err)
 	}
 	opts = opts.withDefaults()
 	sqlDB, err := db.DB()
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: new: %w", err)
+		return nil, fail("new", "", "", err)
 	}
 	s := &Store{gdb: db, db: sqlDB, reg: reg, opts: opts}
 	// The one place that asks which database this is.
@@ -153,7 +153,7 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 		s.d, s.q = d, &d.q
 		s.pg = newPGListener(&d.names, db, opts.Logger)
 	default:
-		return nil, fmt.Errorf("eventstore: new: %w: dialect %q, want sqlite or postgres", ErrInvalidArgument, name)
+		return nil, fail("new", "", "", invalid("dialect %q, want sqlite or postgres", name))
 	}
 	s.w.store = s
 	return s, nil
@@ -171,15 +171,15 @@ func (s *Store) DB() *gorm.DB { return s.gdb }
 func validStreamID(id string) error {
 	switch {
 	case id == "":
-		return fmt.Errorf("%w: empty stream ID", ErrInvalidArgument)
+		return invalid("empty stream ID")
 	case len(id) > MaxStreamIDLength:
-		return fmt.Errorf("%w: stream ID of %d bytes, longer than %d", ErrInvalidArgument, len(id), MaxStreamIDLength)
+		return invalid("stream ID of %d bytes, longer than %d", len(id), MaxStreamIDLength)
 	case !utf8.ValidString(id):
-		return fmt.Errorf("%w: stream ID %q is not valid UTF-8", ErrInvalidArgument, id)
+		return invalid("stream ID %q is not valid UTF-8", id)
 	}
 	for i := 0; i < len(id); i++ {
 		if id[i] == 0 {
-			return fmt.Errorf("%w: stream ID %q contains NUL", ErrInvalidArgument, id)
+			return invalid("stream ID %q contains NUL", id)
 		}
 	}
 	return nil
@@ -189,11 +189,11 @@ func validStreamID(id string) error {
 // way, without the length limit.
 func validText(what, v string) error {
 	if !utf8.ValidString(v) {
-		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalidArgument, what, v)
+		return invalid("%s %q is not valid UTF-8", what, v)
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] == 0 {
-			return fmt.Errorf("%w: %s %q contains NUL", ErrInvalidArgument, what, v)
+			return invalid("%s %q contains NUL", what, v)
 		}
 	}
 	return nil

@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
-	"fmt"
 	"iter"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +29,11 @@ import (
 // once and in order, whatever the number of concurrent writers: the store
 // commits events in position order, and the subscription never assumes
 // positions are contiguous.
+//
+// A subscription outlives lost connections: when a read fails with an
+// error matching [ErrUnavailable], it logs it and reads again, on a new
+// connection, from the last event it yielded; it yields the error only when
+// the database has stayed out of reach for half a minute.
 func (s *Store) Subscribe(ctx context.Context, after int64, types ...string) iter.Seq2[event.Event, error] {
 	return func(yield func(event.Event, error) bool) {
 		for b, err := range s.SubscribeBatches(ctx, after, s.opts.PageSize, types...) {
@@ -57,12 +62,12 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			} else {
-				err = fmt.Errorf("eventstore: subscribe after %d: %w", after, err)
+				err = fail("subscribe after "+strconv.FormatInt(after, 10), "", "", err)
 			}
 			yield(event.Batch{}, err)
 		}
 		if limit < 1 {
-			fail(fmt.Errorf("%w: batch limit %d, want 1 or more", ErrInvalidArgument, limit))
+			fail(invalid("batch limit %d, want 1 or more", limit))
 			return
 		}
 		var pgWake func() <-chan struct{}
@@ -73,6 +78,7 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 		}
 		ticker := time.NewTicker(s.opts.PollInterval)
 		defer ticker.Stop()
+		retry := reconnect{log: s.opts.Logger}
 		last := after
 		for {
 			// Take the wake-up channels before reading, so a commit that
@@ -89,9 +95,16 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 					if len(b.Events) > 0 && !yield(event.Batch{Events: b.Events, Through: b.Through}, nil) {
 						return
 					}
+					if len(b.Events) > 0 {
+						last = b.Through
+					}
+					if retry.again(ctx, err) {
+						continue
+					}
 					fail(err)
 					return
 				}
+				retry.tries = 0
 				if b.Through == last && len(b.Events) == 0 {
 					break
 				}
@@ -125,17 +138,18 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 // This relies on the store's commit order: once a position is visible,
 // every lower position is committed or never will be.
 func (s *Store) ReadBatch(ctx context.Context, after int64, limit int, types ...string) (event.Batch, error) {
+	op := "read batch after " + strconv.FormatInt(after, 10)
 	if after < 0 || limit < 1 {
-		return event.Batch{}, fmt.Errorf("eventstore: read batch after %d: %w: limit %d, want 1 or more", after, ErrInvalidArgument, limit)
+		return event.Batch{}, fail(op, "", "", invalid("limit %d, want 1 or more", limit))
 	}
 	for _, t := range types {
 		if err := validText("type name", t); err != nil {
-			return event.Batch{}, fmt.Errorf("eventstore: read batch after %d: %w", after, err)
+			return event.Batch{}, fail(op, "", "", err)
 		}
 	}
 	head, err := s.Head(ctx)
 	if err != nil {
-		return event.Batch{}, fmt.Errorf("eventstore: read batch after %d: %w", after, err)
+		return event.Batch{}, fail(op, "", "", err)
 	}
 	b := event.Batch{Through: after}
 	if head <= after {
@@ -155,7 +169,7 @@ func (s *Store) ReadBatch(ctx context.Context, after int64, limit int, types ...
 	if err != nil {
 		// The events before the failing one are valid; the caller sees
 		// them with the error, as from the other reads.
-		return b, fmt.Errorf("eventstore: read batch after %d: %w", b.Through, err)
+		return b, fail("read batch after "+strconv.FormatInt(b.Through, 10), "", "", err)
 	}
 	if len(page) < limit {
 		b.Through = head

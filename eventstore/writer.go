@@ -29,25 +29,40 @@ import (
 // [event.ErrDuplicateEventID].
 //
 // The Data of the returned events is the appended value (dereferenced when
-// a pointer was given). Append returns once the events are durably
+// a pointer was given). Event data is stored as its codec encodes it, byte
+// for byte; data the codec refuses to encode — with [event.JSONCodec], a
+// string that is not valid UTF-8, which JSON cannot carry — fails with
+// [ErrInvalidArgument] and writes nothing, so that every later read
+// returns what Append returned. Append returns once the events are durably
 // committed; if ctx ends first while the append is still queued, it returns
 // ctx's error and writes nothing.
+//
+// A lost connection never leaves the caller guessing: when the transaction
+// carrying the append loses its connection, or cannot get one, Append
+// finds out through the event IDs whether the events were stored, on a new
+// connection, and answers with the stored events if they were; if they
+// were not, it writes them (see "Lost connections" in the package
+// documentation). If the database stays out of reach, it fails with an
+// error matching [ErrUnavailable]: either nothing was stored, or, when a
+// transaction may have committed, the error is an [*OutcomeUnknownError]
+// with the event IDs to append again with.
 func (s *Store) Append(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts ...event.AppendOption) ([]event.Event, error) {
+	const op = "append"
 	req, err := s.newRequest(ctx, streamID, expected, events, opts)
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: append to %q: %w", streamID, err)
+		return nil, fail(op, streamID, "", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("eventstore: append to %q: %w", streamID, err)
+		return nil, fail(op, streamID, "", err)
 	}
 	s.w.submit(req)
 	if req.err != nil {
-		return nil, fmt.Errorf("eventstore: append to %q: %w", streamID, req.err)
+		return nil, fail(op, streamID, "", req.err)
 	}
 	if req.replay {
-		stored, err := s.readRange(ctx, streamID, req.replayFrom, len(events))
+		stored, err := s.readStored(ctx, req)
 		if err != nil {
-			return nil, fmt.Errorf("eventstore: append to %q: read stored events: %w", streamID, err)
+			return nil, fail(op, streamID, "", err)
 		}
 		return stored, nil
 	}
@@ -88,6 +103,8 @@ type request struct {
 	replayFrom int64
 	// deferred: its IDs collided with another request of the batch.
 	deferred bool
+	// lost: a transaction carrying it lost its connection (connloss.go).
+	lost *lostConn
 }
 
 func (s *Store) newRequest(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts []event.AppendOption) (*request, error) {
@@ -95,10 +112,10 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 		return nil, err
 	}
 	if !expected.Valid() {
-		return nil, fmt.Errorf("%w: expected version %s is negative", ErrInvalidArgument, expected)
+		return nil, invalid("expected version %s is negative", expected)
 	}
 	if len(events) == 0 {
-		return nil, fmt.Errorf("%w: no events", ErrInvalidArgument)
+		return nil, invalid("no events")
 	}
 	var o event.AppendOptions
 	for _, opt := range opts {
@@ -113,7 +130,7 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 		return nil, err
 	}
 	if o.IDs != nil && len(o.IDs) != len(events) {
-		return nil, fmt.Errorf("%w: %d event IDs for %d events", ErrInvalidArgument, len(o.IDs), len(events))
+		return nil, invalid("%d event IDs for %d events", len(o.IDs), len(events))
 	}
 	req := &request{
 		ctx:         ctx,
@@ -131,13 +148,13 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 			// JSON cannot carry invalid UTF-8: refuse it rather than
 			// store something other than what was given.
 			if !utf8.ValidString(k) || !utf8.ValidString(v) {
-				return nil, fmt.Errorf("%w: metadata %q: %q is not valid UTF-8", ErrInvalidArgument, k, v)
+				return nil, invalid("metadata %q: %q is not valid UTF-8", k, v)
 			}
 			req.meta[k] = v
 		}
 		b, err := json.Marshal(req.meta)
 		if err != nil {
-			return nil, fmt.Errorf("%w: metadata: %v", ErrInvalidArgument, err)
+			return nil, invalid("metadata: %v", err)
 		}
 		req.metaJSON = b
 	}
@@ -147,26 +164,26 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 	}
 	for i, data := range events {
 		if data == nil {
-			return nil, fmt.Errorf("%w: event %d: nil data", ErrInvalidArgument, i)
+			return nil, invalid("event %d: nil data", i)
 		}
 		if v := reflect.ValueOf(data); v.Kind() == reflect.Pointer {
 			if v.IsNil() {
-				return nil, fmt.Errorf("%w: event %d: nil pointer", ErrInvalidArgument, i)
+				return nil, invalid("event %d: nil pointer", i)
 			}
 			data = v.Elem().Interface()
 		}
 		enc, err := s.reg.Encode(data)
 		if err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
+			return nil, invalid("event %d: %w", i, err)
 		}
 		id := s.opts.NewID()
 		if req.explicitIDs {
 			id = o.IDs[i]
 			if id == uuid.Nil {
-				return nil, fmt.Errorf("%w: event %d: nil event ID", ErrInvalidArgument, i)
+				return nil, invalid("event %d: nil event ID", i)
 			}
 			if _, dup := seen[id]; dup {
-				return nil, fmt.Errorf("%w: event ID %s given twice", ErrInvalidArgument, id)
+				return nil, invalid("event ID %s given twice", id)
 			}
 			seen[id] = struct{}{}
 		}
@@ -221,7 +238,7 @@ func (w *writer) submit(req *request) {
 			if i := slices.Index(w.queue, req); i >= 0 {
 				w.queue = slices.Delete(w.queue, i, i+1)
 				w.mu.Unlock()
-				req.err = req.ctx.Err()
+				req.err = req.expired()
 				return
 			}
 			w.mu.Unlock()
@@ -343,7 +360,7 @@ var errRetryBatch = errors.New("eventstore: retry batch")
 func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*request) {
 	live := batch[:0:0]
 	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
+		if err := r.expired(); err != nil {
 			r.err = err
 			finish(r, leader)
 			continue
@@ -385,6 +402,9 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 		if !errors.Is(err, errRetryBatch) || attempt == 2 {
 			break
 		}
+	}
+	if lerr, lost := lostConnection(ctx, err); lost {
+		return retryLost(leader.ctx, live, lerr, !unsent(err))
 	}
 	for _, r := range live {
 		if r.deferred {
