@@ -6,11 +6,8 @@ import (
 	"github.com/cairnhq/cairn/event"
 )
 
-// Replay exposes the load path's dispatch to the benchmarks.
-func Replay(r *Root, e *event.Event) error { return r.replay(e) }
-
-// Direct reports whether T's handler for events like e is called without
-// reflection: e's event type was registered with an event.Registry.
-func Direct[T any](e any) bool {
-	return typeFor(reflect.TypeFor[*T]()).handlerFor(e).fast != nil
+// Replay exposes the load path's dispatch to the benchmarks: it applies a
+// stored event to agg, which must be bound (by New or Apply).
+func Replay[T any, P Pointer[T]](agg P, e *event.Event) error {
+	return agg.cairnRoot().replay(reflect.ValueOf(agg), e)
 }

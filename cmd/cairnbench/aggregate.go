@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -105,6 +106,22 @@ func (a *Account) state() accountState {
 	return accountState{a.Owner, a.Balance, a.Deposits, a.Withdrawals, a.LastMemo, a.Frozen}
 }
 
+// MarshalSnapshot makes Account an aggregate.Snapshotter, for A1S: its
+// state as JSON.
+func (a *Account) MarshalSnapshot() ([]byte, error) { return json.Marshal(a.state()) }
+
+// UnmarshalSnapshot restores the state MarshalSnapshot wrote.
+func (a *Account) UnmarshalSnapshot(data []byte) error {
+	var s accountState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	a.Owner, a.Balance, a.Deposits, a.Withdrawals, a.LastMemo, a.Frozen = s.Owner, s.Balance, s.Deposits, s.Withdrawals, s.LastMemo, s.Frozen
+	return nil
+}
+
+var _ aggregate.Snapshotter = (*Account)(nil)
+
 // registerAccountEvents registers the account's events with reg.
 func registerAccountEvents(reg *event.Registry) error {
 	return errors.Join(
@@ -149,7 +166,7 @@ func newAccount(ctx context.Context, repo *aggregate.Repository[Account], n int)
 	if err != nil {
 		return accountState{}, err
 	}
-	if err := a.Apply(accountEvents(n)...); err != nil {
+	if err := aggregate.Apply(a, accountEvents(n)...); err != nil {
 		return accountState{}, err
 	}
 	if _, err := repo.Save(ctx, a); err != nil {

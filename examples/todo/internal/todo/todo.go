@@ -66,7 +66,7 @@ func (t *Todo) Add(c Add) error {
 		return t.reject(ErrAlreadyExists)
 	}
 	title, _ := c.Title.Get()
-	return t.Apply(Added{
+	return aggregate.Apply(t, Added{
 		Title:            title,
 		Description:      c.Description,
 		DueDate:          c.DueDate,
@@ -84,7 +84,7 @@ func (t *Todo) Amend(c Amend) error {
 	case t.abandoned:
 		return t.reject(ErrIsAbandoned)
 	}
-	return t.Apply(Amended{
+	return aggregate.Apply(t, Amended{
 		Title:            c.Title,
 		Description:      c.Description,
 		DueDate:          c.DueDate,
@@ -98,7 +98,7 @@ func (t *Todo) Complete(c Complete) error {
 		return err
 	}
 	on, _ := c.CompletedOn.Get()
-	return t.Apply(Completed{CompletedOn: on})
+	return aggregate.Apply(t, Completed{CompletedOn: on})
 }
 
 // Abandon records that an outstanding todo will not be done.
@@ -107,7 +107,7 @@ func (t *Todo) Abandon(c Abandon) error {
 		return err
 	}
 	on, _ := c.AbandonedOn.Get()
-	return t.Apply(Abandoned{AbandonedOn: on})
+	return aggregate.Apply(t, Abandoned{AbandonedOn: on})
 }
 
 func (t *Todo) checkOutstanding() error {
