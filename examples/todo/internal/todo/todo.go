@@ -10,6 +10,7 @@
 package todo
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -123,3 +124,32 @@ func (t *Todo) checkOutstanding() error {
 }
 
 func (t *Todo) reject(reason error) error { return &RejectedError{ID: t.ID(), Reason: reason} }
+
+// SnapshotSchemaVersion is the version of the shape of a Todo's snapshot
+// (todoState below): change it whenever that shape changes.
+const SnapshotSchemaVersion = 1
+
+// todoState is a Todo's state in a snapshot: all of it.
+type todoState struct {
+	Added     bool `json:"added"`
+	Completed bool `json:"completed"`
+	Abandoned bool `json:"abandoned"`
+}
+
+// MarshalSnapshot writes the todo's state for a snapshot, making Todo an
+// aggregate.Snapshotter.
+func (t *Todo) MarshalSnapshot() ([]byte, error) {
+	return json.Marshal(todoState{Added: t.added, Completed: t.completed, Abandoned: t.abandoned})
+}
+
+// UnmarshalSnapshot restores the state written by MarshalSnapshot.
+func (t *Todo) UnmarshalSnapshot(data []byte) error {
+	var s todoState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	t.added, t.completed, t.abandoned = s.Added, s.Completed, s.Abandoned
+	return nil
+}
+
+var _ aggregate.Snapshotter = (*Todo)(nil)
