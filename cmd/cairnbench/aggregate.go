@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"reflect"
 	"strings"
 
 	"github.com/cairnhq/cairn/aggregate"
@@ -178,6 +179,11 @@ func newAccount(ctx context.Context, repo *aggregate.Repository[Account], n int)
 // extraFold is the key of A1's in-memory replay figure, in ns per event.
 const extraFold = "fold"
 
+// extraReflectFold is the key of A1's in-memory replay through a plain
+// reflect.Value.Call of each handler, in ns per event: a reference figure
+// for dispatch by reflection, measured on the floor's side.
+const extraReflectFold = "reflect_fold"
+
 // snapshotLoadFactor multiplies the loads of A1S, which are some 20 times
 // faster than A1's, so that a run lasts long enough to measure.
 const snapshotLoadFactor = 10
@@ -310,8 +316,52 @@ func loadAggregateFloor(ctx context.Context, db *database, sz sizes) (sample, er
 		}
 		return nil
 	})
-	smp.extras = map[string]float64{extraFold: ns}
+	if err != nil {
+		return smp, err
+	}
+	fold, err := reflectFold(mem.events[0].Data)
+	if err != nil {
+		return smp, err
+	}
+	nsReflect, err := nsPerEvent(sz.a1MemLoads*len(mem.events), func() error {
+		for range sz.a1MemLoads {
+			a := new(Account)
+			for _, e := range mem.events {
+				if err := fold(a, e.Data); err != nil {
+					return fmt.Errorf("%s@%d: %w", stream, e.Version, err)
+				}
+			}
+			if err := checkAccount(int64(len(mem.events)), int64(sz.a1Events), a.state(), want); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	smp.extras = map[string]float64{extraFold: ns, extraReflectFold: nsReflect}
 	return smp, err
+}
+
+// reflectFold returns a fold that calls Account's handler for each event
+// with reflect.Value.Call, the handler found in a map by the event's type:
+// dispatch by reflection with nothing else around it. first is an event,
+// to check that the methods were found.
+func reflectFold(first any) (func(a *Account, e any) error, error) {
+	methods := map[reflect.Type]reflect.Value{}
+	for m := range reflect.TypeFor[*Account]().Methods() {
+		if strings.HasPrefix(m.Name, "On") && m.Type.NumIn() == 2 {
+			methods[m.Type.In(1)] = m.Func
+		}
+	}
+	if _, ok := methods[reflect.TypeOf(first)]; !ok {
+		return nil, fmt.Errorf("no handler for %T", first)
+	}
+	return func(a *Account, e any) error {
+		out := methods[reflect.TypeOf(e)].Call([]reflect.Value{reflect.ValueOf(a), reflect.ValueOf(e)})
+		if len(out) == 1 && !out[0].IsNil() {
+			return out[0].Interface().(error)
+		}
+		return nil
+	}, nil
 }
 
 func checkAccount(version, wantVersion int64, got, want accountState) error {
