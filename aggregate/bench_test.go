@@ -20,6 +20,18 @@ var benchEvents = []any{
 	TodoCompleted{},
 }
 
+// ListedTodo is a Todo whose handlers are listed for direct calls.
+type ListedTodo struct{ Todo }
+
+func (*ListedTodo) Handlers() []aggregate.Handler[ListedTodo] {
+	return []aggregate.Handler[ListedTodo]{
+		aggregate.On((*ListedTodo).OnTodoAdded),
+		aggregate.On((*ListedTodo).OnTodoRenamed),
+		aggregate.OnErr((*ListedTodo).OnTodoCompleted),
+		aggregate.OnErr((*ListedTodo).OnTodoReopened),
+	}
+}
+
 // applySwitch is the hand-written alternative to On<Event> dispatch: a type
 // switch calling the same handlers.
 func applySwitch(t *Todo, e any) error {
@@ -40,7 +52,8 @@ func applySwitch(t *Todo, e any) error {
 
 // BenchmarkDispatch compares the cost per event of handing an event to its
 // handler: a hand-written type switch; Cairn's replay (the load path) and
-// Apply (which also records the change); a plain reflect.Value.Call of the
+// Apply (which also records the change), by reflection and with the
+// handlers listed (aggregate.Handlers); a plain reflect.Value.Call of the
 // method, without finding it; and the route of a method value made by
 // reflection (reflect.Value.Method(i).Interface() asserted to func(E) by
 // an adapter generic in E, as an event registry could make), which Cairn
@@ -61,6 +74,28 @@ func BenchmarkDispatch(b *testing.B) {
 			e.Version = int64(i + 1)
 			e.Data = benchEvents[i%len(benchEvents)]
 			if err := aggregate.Replay(todo, &e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cairn_replay_listed", func(b *testing.B) {
+		todo, _ := aggregate.New[ListedTodo]("1")
+		e := event.Event{StreamID: "todo-1"}
+		for i := 0; b.Loop(); i++ {
+			e.Version = int64(i + 1)
+			e.Data = benchEvents[i%len(benchEvents)]
+			if err := aggregate.Replay(todo, &e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cairn_apply_listed", func(b *testing.B) {
+		todo, _ := aggregate.New[ListedTodo]("1")
+		for i := 0; b.Loop(); i++ {
+			if i%1024 == 0 {
+				todo, _ = aggregate.New[ListedTodo]("1")
+			}
+			if err := aggregate.Apply(todo, benchEvents[i%len(benchEvents)]); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -172,6 +207,18 @@ func BenchmarkLoad(b *testing.B) {
 					}
 				})
 			}
+			listed, err := aggregate.NewRepository[ListedTodo](store, "todo", aggregate.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run("repository_listed", func(b *testing.B) {
+				for b.Loop() {
+					t, err := listed.Load(ctx, "1")
+					if err != nil || t.Version() != n {
+						b.Fatalf("Load = version %d, %v", t.Version(), err)
+					}
+				}
+			})
 		})
 	}
 }

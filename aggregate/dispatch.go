@@ -34,6 +34,7 @@ type table struct {
 	ptr      reflect.Type           // *T
 	byType   map[reflect.Type]entry // event types E and *E
 	handlers []*handler             // in method order
+	direct   any                    // direct[T] when *T implements Handlers[T]
 }
 
 // entry is the handler for one dynamic event type.
@@ -192,8 +193,7 @@ func isHandlerName(name string) bool {
 //
 // All problems are reported at once, joined with [errors.Join].
 func Check[T any](events ...any) error {
-	ptr := reflect.TypeFor[*T]()
-	tab, err := newTable(ptr, nil)
+	tab, err := tableFor[T](nil)
 	if err != nil {
 		return err
 	}

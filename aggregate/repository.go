@@ -120,7 +120,7 @@ func NewRepository[T any](store Store, typeName string, opts Options) (*Reposito
 	if ro, ok := store.(registryOwner); ok {
 		reg = ro.Registry()
 	}
-	tab, err := newTable(ptr, reg)
+	tab, err := tableFor[T](reg)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func (r *Repository[T]) Load(ctx context.Context, id string) (*T, error) {
 		if err != nil {
 			return nil, streamError("load", stream, err)
 		}
-		if err := root.replay(self, &e); err != nil {
+		if err := replay(root, agg, self, &e); err != nil {
 			return nil, streamError("load", stream, err)
 		}
 	}

@@ -111,22 +111,18 @@ func Apply[T any, P Pointer[T]](agg P, events ...any) error {
 		return fmt.Errorf("%w: %v embeds a nil *aggregate.Root: embed aggregate.Root by value", ErrNoRoot, reflect.TypeFor[T]())
 	}
 	if r.self != any(agg) {
-		if err := r.rebind(agg, reflect.TypeFor[P]()); err != nil {
+		if err := rebind[T](r, agg); err != nil {
 			return err
 		}
 	}
-	var buf [8]entry
-	hs := buf[:0]
-	for _, e := range events {
-		h, err := r.tab.lookup(e)
-		if err != nil {
+	for _, e := range events { // find every handler before calling any
+		if _, err := r.tab.lookup(e); err != nil {
 			return err
 		}
-		hs = append(hs, h)
 	}
 	self := reflect.ValueOf(agg)
-	for i, e := range events {
-		if err := hs[i].call(self, e); err != nil {
+	for _, e := range events {
+		if err := dispatch(r.tab, (*T)(agg), self, e); err != nil {
 			return fmt.Errorf("aggregate: apply: %w", err)
 		}
 		r.version++
@@ -135,18 +131,18 @@ func Apply[T any, P Pointer[T]](agg P, events ...any) error {
 	return nil
 }
 
-// rebind binds r to agg, a pointer of type ptr that embeds it, for an
-// aggregate that was never bound (made with new(T) or &T{}) or that was
-// copied from another. It keeps the dispatch table r has if it is ptr's,
-// and otherwise resolves ptr's.
-func (r *Root) rebind(agg any, ptr reflect.Type) error {
+// rebind binds r to agg, the *T that embeds it, for an aggregate that was
+// never bound (made with new(T) or &T{}) or that was copied from another.
+// It keeps the dispatch table r has if it is T's, and otherwise resolves
+// T's.
+func rebind[T any](r *Root, agg *T) error {
 	if r.self != nil {
 		// A copy shares the original's changes: make the copy's appends
 		// reallocate rather than write into the original's array.
 		r.changes = slices.Clip(r.changes)
 	}
-	if r.tab == nil || r.tab.ptr != ptr {
-		tab, err := newTable(ptr, nil)
+	if r.tab == nil || r.tab.ptr != reflect.TypeFor[*T]() {
+		tab, err := tableFor[T](nil)
 		if err != nil {
 			return err
 		}
@@ -161,8 +157,7 @@ func (r *Root) rebind(agg any, ptr reflect.Type) error {
 // no stream, without the store. It checks T's handlers as [NewRepository]
 // does, except for their registration.
 func New[T any, P Pointer[T]](id string) (P, error) {
-	ptr := reflect.TypeFor[P]()
-	tab, err := newTable(ptr, nil)
+	tab, err := tableFor[T](nil)
 	if err != nil {
 		return nil, err
 	}
@@ -177,17 +172,13 @@ func bind(agg any, r *Root, id string, tab *table) {
 	*r = Root{id: id, self: agg, tab: tab}
 }
 
-// replay applies a stored event without recording it; self is the
-// aggregate r is bound to.
-func (r *Root) replay(self reflect.Value, e *event.Event) error {
+// replay applies a stored event to agg, whose Root is r, without recording
+// it; self is agg as a reflect.Value.
+func replay[T any](r *Root, agg *T, self reflect.Value, e *event.Event) error {
 	if e.Version != r.version+1 {
 		return fmt.Errorf("version %d follows version %d", e.Version, r.version)
 	}
-	h, err := r.tab.lookup(e.Data)
-	if err == nil {
-		err = h.call(self, e.Data)
-	}
-	if err != nil {
+	if err := dispatch(r.tab, agg, self, e.Data); err != nil {
 		return fmt.Errorf("version %d (%s): %w", e.Version, e.Type, err)
 	}
 	r.version = e.Version

@@ -134,7 +134,7 @@ func allWorkloads() []workload {
 			id:    "A1",
 			title: "load a 1,000-event aggregate, On<Event> dispatch",
 			unit:  "loads/s",
-			cairn: loadAggregate(false),
+			cairn: loadAggregate[Account](false),
 			floor: loadAggregateFloor,
 			extras: []extra{
 				{key: extraFold, label: "in-memory replay", format: formatNs("ns/event"), costRatio: true},
@@ -145,8 +145,16 @@ func allWorkloads() []workload {
 			id:    "A1S",
 			title: "A1 from a snapshot at version 1,000 (floor: A1's)",
 			unit:  "loads/s",
-			cairn: loadAggregate(true),
+			cairn: loadAggregate[Account](true),
 			floor: loadAggregateFloor,
+		},
+		{
+			id:     "A1H",
+			title:  "A1 with the handlers listed (aggregate.Handlers): direct calls",
+			unit:   "loads/s",
+			cairn:  loadAggregate[ListedAccount](false),
+			floor:  loadAggregateFloor,
+			extras: []extra{{key: extraFold, label: "in-memory replay", format: formatNs("ns/event"), costRatio: true}},
 		},
 		{
 			id:    "P1",
