@@ -227,3 +227,48 @@ func ExampleSnapshotter() {
 	// Ann 149 150
 	// true
 }
+
+// Wallet lists its handlers for direct calls: aggregate.Handlers.
+type Wallet struct {
+	aggregate.Root
+	owner   string
+	balance int
+}
+
+func (w *Wallet) OnAccountOpened(e AccountOpened) { w.owner = e.Owner }
+
+func (w *Wallet) OnMoneyDeposited(e MoneyDeposited) error {
+	if w.owner == "" {
+		return errors.New("deposit to an unopened wallet")
+	}
+	w.balance += e.Amount
+	return nil
+}
+
+// Handlers lists every On… method, with On or OnErr as its signature says.
+func (*Wallet) Handlers() []aggregate.Handler[Wallet] {
+	return []aggregate.Handler[Wallet]{
+		aggregate.On((*Wallet).OnAccountOpened),
+		aggregate.OnErr((*Wallet).OnMoneyDeposited),
+	}
+}
+
+func ExampleHandlers() {
+	ctx := context.Background()
+	wallets, err := aggregate.NewRepository[Wallet](openStore(), "wallet", aggregate.Options{})
+	if err != nil {
+		log.Fatal(err) // a list that did not match the methods would fail here
+	}
+	w, _ := wallets.Load(ctx, "1")
+	err = aggregate.Apply(w, MoneyDeposited{Amount: 5})
+	fmt.Println(err)
+	aggregate.Apply(w, AccountOpened{Owner: "Ann"}, MoneyDeposited{Amount: 5})
+	if _, err := wallets.Save(ctx, w); err != nil {
+		log.Fatal(err)
+	}
+	w, _ = wallets.Load(ctx, "1") // each event a direct call
+	fmt.Println(w.owner, w.balance, w.Version())
+	// Output:
+	// aggregate: apply: (*aggregate_test.Wallet).OnMoneyDeposited: deposit to an unopened wallet
+	// Ann 5 2
+}
