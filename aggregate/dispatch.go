@@ -16,18 +16,17 @@ import (
 // The handlers of an aggregate type are found by reflection once, when a
 // Repository is built (or, for an aggregate not loaded by one, on its first
 // Apply), and kept in a table held by the Repository and by each aggregate's
-// Root: nothing is cached at package level. Each event is then a map
-// lookup by its dynamic type and a reflect.Value.Call of the method.
+// Root: nothing is cached at package level. Each event is then a map lookup
+// by its dynamic type and a reflect.Value.Call of the method, unless the
+// aggregate type lists its handlers (Handlers, direct.go): then it is a
+// direct call.
 //
-// A direct call would need the aggregate type and the event type together
-// in one piece of statically typed code, which only the user's code has.
-// Safe Go offers two ways from reflection to a call: reflect.Value.Call on
-// the method, and a method value from reflect.Value.Method(i).Interface()
+// A direct call needs the aggregate type and the event type together in one
+// piece of statically typed code, which only the user's code has. Safe Go
+// offers two ways from reflection to a call: reflect.Value.Call on the
+// method, and a method value from reflect.Value.Method(i).Interface()
 // asserted to func(E); the second goes through the same machinery plus a
-// trampoline, and measured slower (BenchmarkDispatch). A load from a
-// database spends microseconds per event on reading and decoding it, so
-// Value.Call's tenth of a microsecond is a few percent of a load
-// (BenchmarkLoad, cairnbench A1).
+// trampoline, and measured slower (BenchmarkDispatch, method_value_adapter).
 
 // table is the dispatch table of one aggregate type.
 type table struct {
