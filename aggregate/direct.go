@@ -70,8 +70,9 @@ func codeOf(fn any) uintptr {
 
 // Handlers is implemented by aggregate types that list their handlers for
 // direct calls. It is optional: without it, each event costs a
-// reflect.Value.Call of its handler (about 0.2 µs); with it, a direct call
-// (a few nanoseconds), as fast as a hand-written type switch. The list
+// reflect.Value.Call of its handler (some 0.15–0.2 µs, several percent of a
+// load from a database); with it, a type switch and a direct call, within
+// some 20 ns of a hand-written type switch. The list
 // must name each On… method of *T once, by its method expression, with On
 // or OnErr as its signature says:
 //

@@ -54,13 +54,14 @@
 // unsafe code is involved.
 //
 // By default each event is then a map lookup by its type and a
-// reflect.Value.Call of the method: about 0.2 µs, a few percent of loading
-// the event from a database and decoding it. A direct call needs the
-// aggregate type and the event type together in statically typed code,
-// which only the application has; an aggregate type that implements
+// reflect.Value.Call of the method: some 0.15–0.2 µs, against the 3 µs or
+// so of reading the event from a database and decoding it, so a load runs
+// at 0.9–0.95 of one through a hand-written type switch. A direct call
+// needs the aggregate type and the event type together in statically typed
+// code, which only the application has; an aggregate type that implements
 // [Handlers] lists its On… methods as method expressions, and each event
-// is then a map lookup and a direct call, as fast as a hand-written type
-// switch to within nanoseconds:
+// is then a type switch and a direct call, within some 20 ns of a
+// hand-written type switch, which a load does not notice:
 //
 //	func (*Todo) Handlers() []aggregate.Handler[Todo] {
 //		return []aggregate.Handler[Todo]{
