@@ -5,111 +5,50 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/cairnhq/cairn/internal/dispatch"
+	"github.com/cairnhq/cairn/event"
 )
 
-// The dispatch cache.
+// Dispatch.
 //
-// Resolving an event type to an aggregate's On<EventType> method uses
-// reflection once per (aggregate type, event type); the result is kept in
-// package-level tables (aggTypes and each aggType's handlers). Like
-// encoding/json's field cache, they hold only data derived from Go types —
-// never anything a user sets — so they are not configuration and need no
-// reset.
+// The handlers of an aggregate type are found by reflection once, when a
+// Repository is built (or, for an aggregate not loaded by one, on its first
+// Apply), and kept in a table held by the Repository and by each aggregate's
+// Root: nothing is cached at package level. Each event is then a map lookup
+// by its dynamic type and a reflect.Value.Call of the method, unless the
+// aggregate type lists its handlers (Handlers, direct.go): then it is a
+// direct call.
 //
-// A handler for an event type registered with event.RegisterVersion is
-// called directly, through a dispatch.Func (see internal/dispatch); for other
-// event types it goes through reflect.Value.Call. A handler resolved before
-// its event type was registered is resolved again on its next use.
-var aggTypes sync.Map // reflect.Type (*T) → *aggType
+// A direct call needs the aggregate type and the event type together in one
+// piece of statically typed code, which only the user's code has. Safe Go
+// offers two ways from reflection to a call: reflect.Value.Call on the
+// method, and a method value from reflect.Value.Method(i).Interface()
+// asserted to func(E); the second goes through the same machinery plus a
+// trampoline, and measured slower (BenchmarkDispatch, method_value_adapter).
 
-// aggType is the dispatch table of one aggregate type.
-type aggType struct {
-	ptr      reflect.Type                 // *T
-	mu       sync.Mutex                   // serializes writers of handlers
-	handlers atomic.Pointer[handlerTable] // read without locking; nil when empty
+// table is the dispatch table of one aggregate type.
+type table struct {
+	ptr      reflect.Type           // *T
+	byType   map[reflect.Type]entry // event types E and *E
+	handlers []*handler             // in method order
+	direct   any                    // direct[T] when *T implements Handlers[T]
 }
 
-// handlerTable maps dynamic event types (E or *E) to their handlers: an
-// open-addressing hash table keyed by dispatch.TypeKey, at most half full. A
-// published table is never modified; adding a handler builds a new one.
-//
-// The lookup is on the path of every event applied or replayed, and is most
-// of what dispatch adds to a type switch. In BenchmarkDispatch a sync.Map
-// keyed by reflect.Type (which hashes an interface value) cost some 15 ns
-// more per event, keying by the descriptor address obtained through
-// reflect (reflect.ValueOf(reflect.TypeOf(e)).Pointer()) about 4 ns more,
-// and a map[uintptr]*handler about 1 ns more.
-type handlerTable struct {
-	shift uint          // 64 - log2(len(slots))
-	slots []handlerSlot // a power of two of them
-	all   []*handler
+// entry is the handler for one dynamic event type.
+type entry struct {
+	h     *handler
+	deref bool // the event is a *E: pass *e
 }
 
-type handlerSlot struct {
-	key uintptr // h.key, or 0 for a free slot
-	h   *handler
-}
-
-// lookup returns the handler for the type with the given key, or nil.
-func (t *handlerTable) lookup(key uintptr) *handler {
-	mask := uint64(len(t.slots) - 1)
-	for i := slotHash(key, t.shift); ; i++ {
-		if s := &t.slots[i&mask]; s.key == key || s.key == 0 {
-			return s.h
-		}
-	}
-}
-
-// with returns a table holding the handlers of t (which may be nil) and h,
-// which replaces any of t's for the same type.
-func (t *handlerTable) with(h *handler) *handlerTable {
-	var all []*handler
-	if t != nil {
-		for _, old := range t.all {
-			if old.key != h.key {
-				all = append(all, old)
-			}
-		}
-	}
-	all = append(all, h)
-	bits := 3
-	for 1<<bits < 2*len(all) {
-		bits++
-	}
-	next := &handlerTable{shift: uint(64 - bits), slots: make([]handlerSlot, 1<<bits), all: all}
-	mask := uint64(len(next.slots) - 1)
-	for _, h := range all {
-		i := slotHash(h.key, next.shift)
-		for next.slots[i&mask].key != 0 {
-			i++
-		}
-		next.slots[i&mask] = handlerSlot{h.key, h}
-	}
-	return next
-}
-
-// slotHash is a Fibonacci hash of key: its top 64-shift bits.
-func slotHash(key uintptr, shift uint) uint64 {
-	return uint64(key) * 0x9e3779b97f4a7c15 >> shift
-}
-
-// handler is a resolved On<EventType> method, or the error found resolving it.
+// handler is an On… method of the aggregate type.
 type handler struct {
-	typ        reflect.Type  // the dynamic event type, E or *E; keeps key's descriptor reachable
-	key        uintptr       // dispatch.TypeKey of events of type typ
-	fn         reflect.Value // method expression: func(*T, E) [error]
-	fast       dispatch.Func // fn without reflection, or nil if E is not registered
-	gen        uint64        // dispatch.Generation() before fast was looked up
-	method     string
-	deref      bool // the event arrives as *E; pass *e
+	ptr        reflect.Type  // *T
+	method     string        // its name
+	event      reflect.Type  // E, its parameter
+	fn         reflect.Value // the method expression: func(*T, E) [error]
 	returnsErr bool
-	err        error
 }
 
 var (
@@ -117,148 +56,118 @@ var (
 	rootType  = reflect.TypeFor[Root]()
 )
 
-// typeFor returns the dispatch table of the aggregate type ptr (a pointer
-// type), creating it on first use.
-func typeFor(ptr reflect.Type) *aggType {
-	if t, ok := aggTypes.Load(ptr); ok {
-		return t.(*aggType)
+// newTable finds and checks the handlers of the aggregate type ptr (a
+// pointer type *T): every method of *T named On followed by an upper-case
+// letter must take one event parameter of a named, non-pointer,
+// non-interface type, on a pointer receiver, and return nothing or an
+// error; no two may take the same type; and when reg is not nil, the type
+// each takes must be registered with it (as itself or as a pointer). All
+// problems are reported at once, joined.
+func newTable(ptr reflect.Type, reg *event.Registry) (*table, error) {
+	if err := checkType(ptr); err != nil {
+		return nil, err
 	}
-	t, _ := aggTypes.LoadOrStore(ptr, &aggType{ptr: ptr})
-	return t.(*aggType)
-}
-
-// handlerFor returns the handler of the aggregate for events of e's
-// dynamic type; e must not be nil.
-func (a *aggType) handlerFor(e any) *handler {
-	if t := a.handlers.Load(); t != nil {
-		if h := t.lookup(dispatch.TypeKey(e)); h != nil && !h.stale() {
-			return h
+	t := &table{ptr: ptr, byType: make(map[reflect.Type]entry)}
+	var errs []error
+	for m := range ptr.Methods() {
+		if !isHandlerName(m.Name) {
+			continue
 		}
-	}
-	return a.add(e)
-}
-
-// add resolves the handler for events of e's type and publishes it. A handler
-// already there is replaced if it is stale: an event type was registered
-// since it was resolved, perhaps E, which makes the fast path available.
-func (a *aggType) add(e any) *handler {
-	key := dispatch.TypeKey(e)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	cur := a.handlers.Load()
-	if cur != nil {
-		if h := cur.lookup(key); h != nil && !h.stale() {
-			return h // added meanwhile
+		h, err := newHandler(ptr, m)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		if old, dup := t.byType[h.event]; dup {
+			errs = append(errs, fmt.Errorf("%w: (%v).%s and (%v).%s both take %v: keep one handler per event type",
+				ErrInvalidHandler, ptr, old.h.method, ptr, h.method, h.event))
+			continue
+		}
+		if reg != nil {
+			if _, err := reg.TypeName(reflect.New(h.event).Interface()); err != nil {
+				errs = append(errs, fmt.Errorf("%w: (%v).%s takes %v, which the store's registry does not know: register it or remove the handler",
+					ErrInvalidHandler, ptr, h.method, h.event))
+				continue
+			}
+		}
+		t.byType[h.event] = entry{h: h}
+		t.byType[reflect.PointerTo(h.event)] = entry{h: h, deref: true}
+		t.handlers = append(t.handlers, h)
 	}
-	h := a.resolve(reflect.TypeOf(e))
-	h.key = key
-	a.handlers.Store(cur.with(h))
-	return h
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
-// stale reports whether h uses reflection although its event type may have
-// been registered since it was resolved.
-func (h *handler) stale() bool {
-	return h.fast == nil && h.err == nil && h.gen != dispatch.Generation()
-}
-
-// resolve finds and checks the On<EventType> method for events of dynamic
-// type et.
-func (a *aggType) resolve(et reflect.Type) *handler {
-	h := &handler{typ: et}
-	elem := et
-	if et.Kind() == reflect.Pointer {
-		elem = et.Elem()
-		h.deref = true
-	}
-	name := elem.Name()
-	h.method = "On" + name
-	want := fmt.Sprintf("func (%v) %s(%v) [error]", a.ptr, h.method, elem)
-	if name == "" || !isIdent(name) {
-		h.err = fmt.Errorf("%w: %v has no handler for event type %v: only named, non-generic event types can be dispatched to On<EventType> methods",
-			ErrMissingHandler, a.ptr, et)
-		return h
-	}
-	m, ok := a.ptr.MethodByName(h.method)
-	if !ok {
-		h.err = fmt.Errorf("%w: %v has no method %s for event %v: want %s (exported, pointer receiver)",
-			ErrMissingHandler, a.ptr, h.method, et, want)
-		return h
-	}
-	if err := checkMethod(a.ptr, m); err != nil {
-		h.err = err
-		return h
-	}
-	if p := m.Type.In(1); p != elem {
-		h.err = fmt.Errorf("%w: (%v).%s takes %v, but the event is %v: want %s",
-			ErrInvalidHandler, a.ptr, h.method, p, et, want)
-		return h
-	}
-	h.fn = m.Func
-	h.returnsErr = m.Type.NumOut() == 1
-	h.gen = dispatch.Generation() // before Bind: a registration in between is caught by stale
-	h.fast, _ = dispatch.Bind(m.Func, h.deref)
-	return h
-}
-
-// checkMethod checks the shape of an On… method of the pointer type ptr:
-// a pointer receiver, one parameter, no result or one error result.
-func checkMethod(ptr reflect.Type, m reflect.Method) error {
+// newHandler checks the shape of the On… method m of the pointer type ptr:
+// a pointer receiver, one parameter of a named concrete non-pointer type,
+// no result or one error result.
+func newHandler(ptr reflect.Type, m reflect.Method) (*handler, error) {
 	ft := m.Type // includes the receiver
 	shape := func() string {
-		s := ft.String()
-		return strings.Replace(s, "func("+ptr.String()+", ", "func(", 1)
+		return strings.Replace(ft.String(), "func("+ptr.String()+", ", "func(", 1)
+	}
+	if vm, ok := ptr.Elem().MethodByName(m.Name); ok && vm.Type.In(0).Kind() != reflect.Pointer {
+		return nil, fmt.Errorf("%w: (%v).%s has a value receiver, so the state it sets is lost: declare it on %v",
+			ErrInvalidHandler, ptr.Elem(), m.Name, ptr)
 	}
 	if ft.NumIn() != 2 || ft.IsVariadic() {
-		return fmt.Errorf("%w: (%v).%s has signature %s: want one event parameter, as in func(EventType) or func(EventType) error",
+		return nil, fmt.Errorf("%w: (%v).%s has signature %s: want one event parameter, as in func(EventType) or func(EventType) error",
 			ErrInvalidHandler, ptr, m.Name, shape())
 	}
 	if out := ft.NumOut(); out > 1 || out == 1 && ft.Out(0) != errorType {
-		return fmt.Errorf("%w: (%v).%s has signature %s: want no result or a single error result",
+		return nil, fmt.Errorf("%w: (%v).%s has signature %s: want no result or a single error result",
 			ErrInvalidHandler, ptr, m.Name, shape())
 	}
-	if vm, ok := ptr.Elem().MethodByName(m.Name); ok && vm.Type.In(0).Kind() != reflect.Pointer {
-		return fmt.Errorf("%w: (%v).%s has a value receiver, so the state it sets is lost: declare it on %v",
-			ErrInvalidHandler, ptr.Elem(), m.Name, ptr)
+	e := ft.In(1)
+	switch {
+	case e.Kind() == reflect.Pointer:
+		return nil, fmt.Errorf("%w: (%v).%s takes %v: take the event by value, %v (events of type %v are passed to it too)",
+			ErrInvalidHandler, ptr, m.Name, e, e.Elem(), e)
+	case e.Kind() == reflect.Interface:
+		return nil, fmt.Errorf("%w: (%v).%s takes the interface type %v: want a concrete event type",
+			ErrInvalidHandler, ptr, m.Name, e)
+	case e.Name() == "":
+		return nil, fmt.Errorf("%w: (%v).%s takes the unnamed type %v: want a named event type",
+			ErrInvalidHandler, ptr, m.Name, e)
 	}
-	return nil
+	return &handler{ptr: ptr, method: m.Name, event: e, fn: m.Func, returnsErr: ft.NumOut() == 1}, nil
 }
 
-// call runs the handler on the aggregate of r for event e.
-func (h *handler) call(r *Root, e any) error {
-	if h.fast != nil {
-		if err := h.fast(r.ptr, e); err != nil {
-			if err == dispatch.ErrNilEvent {
-				return fmt.Errorf("(%v).%s: nil %T event", r.typ.ptr, h.method, e)
-			}
-			return fmt.Errorf("(%v).%s: %w", r.typ.ptr, h.method, err)
-		}
-		return nil
+// lookup returns the handler for events of e's dynamic type.
+func (t *table) lookup(e any) (entry, error) {
+	if e == nil {
+		return entry{}, fmt.Errorf("aggregate: apply a nil event to %v", t.ptr)
 	}
-	self := r.self
+	et := reflect.TypeOf(e)
+	if h, ok := t.byType[et]; ok {
+		return h, nil
+	}
+	name := et
+	if et.Kind() == reflect.Pointer {
+		name = et.Elem()
+	}
+	return entry{}, fmt.Errorf("%w: %v has no handler for events of type %v: want a method like func (%v) On%s(%v) [error]",
+		ErrMissingHandler, t.ptr, et, t.ptr, name.Name(), name)
+}
+
+// call runs the handler on the aggregate self (a *T) for event e.
+func (en entry) call(self reflect.Value, e any) error {
+	h := en.h
 	ev := reflect.ValueOf(e)
-	if h.deref {
+	if en.deref {
 		if ev.IsNil() {
-			return fmt.Errorf("(%v).%s: nil %v event", self.Type(), h.method, ev.Type())
+			return fmt.Errorf("(%v).%s: nil %v event", h.ptr, h.method, ev.Type())
 		}
 		ev = ev.Elem()
 	}
 	args := [2]reflect.Value{self, ev}
 	out := h.fn.Call(args[:])
 	if h.returnsErr && !out[0].IsNil() {
-		return fmt.Errorf("(%v).%s: %w", self.Type(), h.method, out[0].Interface().(error))
+		return fmt.Errorf("(%v).%s: %w", h.ptr, h.method, out[0].Interface().(error))
 	}
 	return nil
-}
-
-func isIdent(s string) bool {
-	for i, r := range s {
-		if !(unicode.IsLetter(r) || r == '_' || i > 0 && unicode.IsDigit(r)) {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // isHandlerName reports whether a method name is reserved for an event
@@ -272,48 +181,28 @@ func isHandlerName(name string) bool {
 	return unicode.IsUpper(r)
 }
 
-// Check validates the aggregate type T up front, for a test or at start-up:
-// T must be a struct type that embeds [Root] by value; every method of *T
-// named On followed by an upper-case letter must be a valid handler
-// (pointer receiver, one parameter, no result or an error result); and for
-// each of the example events there must be a matching handler.
+// Check validates the aggregate type T up front, for a test or at start-up,
+// as [NewRepository] does: T must be a struct type that embeds [Root] by
+// value, and every method of *T named On followed by an upper-case letter
+// must be a valid handler (pointer receiver, one parameter of a named
+// event type, no result or an error result, no two for one event type).
+// Each of the example events must have a handler:
 //
 //	err := aggregate.Check[Todo](TodoAdded{}, TodoRenamed{}, TodoDone{})
 //
 // All problems are reported at once, joined with [errors.Join].
 func Check[T any](events ...any) error {
-	ptr := reflect.TypeFor[*T]()
-	if err := checkType(ptr); err != nil {
+	tab, err := tableFor[T](nil)
+	if err != nil {
 		return err
 	}
 	var errs []error
-	for m := range ptr.Methods() {
-		if isHandlerName(m.Name) {
-			if err := checkMethod(ptr, m); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	at := typeFor(ptr)
 	for _, e := range events {
-		if e == nil {
-			errs = append(errs, fmt.Errorf("aggregate: check %v: nil example event", ptr))
-			continue
-		}
-		if h := at.handlerFor(e); h.err != nil && !containsErr(errs, h.err) {
-			errs = append(errs, h.err)
+		if _, err := tab.lookup(e); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func containsErr(errs []error, err error) bool {
-	for _, e := range errs {
-		if e.Error() == err.Error() {
-			return true
-		}
-	}
-	return false
 }
 
 // checkType reports whether ptr (a pointer type *T) is a usable aggregate

@@ -2,6 +2,7 @@ package aggregate_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"iter"
 	"slices"
@@ -63,10 +64,35 @@ func (t *Todo) OnTodoReopened(TodoReopened) error {
 // Rename is a command method.
 func (t *Todo) Rename(title string) error {
 	if t.Version() == 0 {
-		return t.Apply(TodoAdded{Title: title})
+		return aggregate.Apply(t, TodoAdded{Title: title})
 	}
-	return t.Apply(TodoRenamed{Title: title})
+	return aggregate.Apply(t, TodoRenamed{Title: title})
 }
+
+// todoState is a Todo's snapshot: all of its state.
+type todoState struct {
+	Title   string
+	Tags    []string
+	Done    bool
+	Renames int
+}
+
+// MarshalSnapshot makes Todo an aggregate.Snapshotter.
+func (t *Todo) MarshalSnapshot() ([]byte, error) {
+	return json.Marshal(todoState{t.Title, t.Tags, t.Done, t.Renames})
+}
+
+// UnmarshalSnapshot restores what MarshalSnapshot wrote.
+func (t *Todo) UnmarshalSnapshot(data []byte) error {
+	var s todoState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	t.Title, t.Tags, t.Done, t.Renames = s.Title, s.Tags, s.Done, s.Renames
+	return nil
+}
+
+var _ aggregate.Snapshotter = (*Todo)(nil)
 
 func newRegistry() *event.Registry {
 	reg := event.NewRegistry(event.RegistryOptions{})

@@ -6,11 +6,14 @@ import (
 	"github.com/cairnhq/cairn/event"
 )
 
-// Replay exposes the load path's dispatch to the benchmarks.
-func Replay(r *Root, e *event.Event) error { return r.replay(e) }
-
-// Direct reports whether T's handler for events like e is called without
-// reflection: e's event type was registered with an event.Registry.
-func Direct[T any](e any) bool {
-	return typeFor(reflect.TypeFor[*T]()).handlerFor(e).fast != nil
+// Replay exposes the load path's dispatch to the tests and benchmarks: it
+// applies a stored event to agg without recording it, as a load does.
+func Replay[T any, P Pointer[T]](agg P, e *event.Event) error {
+	r := agg.cairnRoot()
+	if r.self != any(agg) {
+		if err := rebind[T](r, agg); err != nil {
+			return err
+		}
+	}
+	return replay(r, (*T)(agg), reflect.ValueOf(agg), e)
 }

@@ -29,7 +29,8 @@ type SnapshotStore interface {
 }
 
 // registryOwner is implemented by stores that hand out their event registry
-// (*eventstore.Store does); its codec then encodes snapshots.
+// (*eventstore.Store does): a Repository then checks that the aggregate's
+// handlers take registered event types.
 type registryOwner interface{ Registry() *event.Registry }
 
 // Options configures a [Repository]. The zero value works: stream IDs are
@@ -43,25 +44,21 @@ type Options struct {
 	StreamID func(id string) string
 
 	// SnapshotEvery turns snapshots on: when a save takes the aggregate's
-	// version past a multiple of SnapshotEvery, the repository stores its
-	// state, and loads start from the latest snapshot instead of the first
-	// event. Zero (the default) turns snapshots off.
+	// version past a multiple of SnapshotEvery, the repository stores the
+	// state the aggregate writes with its [Snapshotter] methods, and loads
+	// start from the latest snapshot instead of the first event. Zero (the
+	// default) turns snapshots off. The aggregate type must implement
+	// Snapshotter.
 	SnapshotEvery int
 	// SnapshotSchemaVersion is the version of the shape of the aggregate's
-	// encoded state (default 1). Bump it when the aggregate's fields
-	// change: snapshots of any other schema version are ignored, and the
+	// snapshot data (default 1). Bump it when MarshalSnapshot's output
+	// changes: snapshots of any other schema version are ignored, and the
 	// aggregate is replayed from its events.
 	SnapshotSchemaVersion int
 	// Snapshots stores the snapshots. Nil means the Store passed to
 	// [NewRepository], which must then implement [SnapshotStore] when
 	// SnapshotEvery is set.
 	Snapshots SnapshotStore
-	// Codec encodes the aggregate's state in snapshots. Nil means the
-	// codec of the store's event registry when the store has a
-	// Registry() *event.Registry method (as *eventstore.Store does), else
-	// [event.JSONCodec]. With JSON, only exported fields (and what a
-	// MarshalJSON method writes) are kept.
-	Codec event.Codec
 	// Logger receives failures that no caller can take: a snapshot that
 	// could not be saved after its events were, or a stored snapshot that
 	// no longer decodes. Nil means slog.Default().
@@ -91,29 +88,43 @@ type Repository[T any] struct {
 	typeName string
 	opts     Options
 	snaps    SnapshotStore
-	codec    event.Codec
+	tab      *table
 	log      *slog.Logger
 }
 
 // NewRepository returns a repository for aggregates of type T kept in
 // store. typeName is the aggregate type's persisted name (part of every
 // stream ID by default): choose it like a table name and never derive it
-// from the Go type's name, which may change. NewRepository checks that T
-// embeds Root and that its On<EventType> methods are valid handlers.
+// from the Go type's name, which may change.
+//
+// NewRepository finds T's handlers and checks them, so that a mistake is
+// an error here rather than on the first event in production: T must embed
+// [Root] by value ([ErrNoRoot]); every method of *T named On followed by an
+// upper-case letter must be func(E) or func(E) error on a pointer receiver,
+// with E a named event type, no two taking the same E; and when the store
+// has a Registry() *event.Registry method (as *eventstore.Store has), each
+// E must be registered with it ([ErrInvalidHandler]). With SnapshotEvery
+// set, *T must implement [Snapshotter] ([ErrNotSnapshotter]).
 func NewRepository[T any](store Store, typeName string, opts Options) (*Repository[T], error) {
+	ptr := reflect.TypeFor[*T]()
 	if store == nil {
-		return nil, errors.New("aggregate: new repository: nil store")
+		return nil, fmt.Errorf("aggregate: repository of %v: nil store", ptr)
 	}
 	if typeName == "" && opts.StreamID == nil {
-		return nil, fmt.Errorf("aggregate: new repository for %v: empty type name", reflect.TypeFor[T]())
+		return nil, fmt.Errorf("aggregate: repository of %v: empty type name", ptr)
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := Check[T](); err != nil {
-		return nil, fmt.Errorf("aggregate: new repository: %w", err)
+	var reg *event.Registry
+	if ro, ok := store.(registryOwner); ok {
+		reg = ro.Registry()
 	}
-	r := &Repository[T]{store: store, typeName: typeName, opts: opts, codec: opts.Codec, log: opts.Logger}
+	tab, err := tableFor[T](reg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repository[T]{store: store, typeName: typeName, opts: opts, tab: tab, log: opts.Logger}
 	if r.opts.SnapshotSchemaVersion == 0 {
 		r.opts.SnapshotSchemaVersion = 1
 	}
@@ -123,19 +134,16 @@ func NewRepository[T any](store Store, typeName string, opts Options) (*Reposito
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	if r.codec == nil {
-		if ro, ok := store.(registryOwner); ok && ro.Registry() != nil {
-			r.codec = ro.Registry().Codec()
-		} else {
-			r.codec = event.JSONCodec{}
-		}
-	}
 	if opts.SnapshotEvery > 0 {
+		if !ptr.Implements(reflect.TypeFor[Snapshotter]()) {
+			return nil, fmt.Errorf("%w: SnapshotEvery is %d, but %v has no MarshalSnapshot and UnmarshalSnapshot methods to write and read its state",
+				ErrNotSnapshotter, opts.SnapshotEvery, ptr)
+		}
 		r.snaps = opts.Snapshots
 		if r.snaps == nil {
 			s, ok := store.(SnapshotStore)
 			if !ok {
-				return nil, fmt.Errorf("aggregate: new repository for %q: snapshots are on but the store %T does not implement SnapshotStore; set Options.Snapshots", typeName, store)
+				return nil, fmt.Errorf("aggregate: repository of %v: snapshots are on but the store %T does not implement SnapshotStore; set Options.Snapshots", ptr, store)
 			}
 			r.snaps = s
 		}
@@ -154,15 +162,15 @@ func (r *Repository[T]) StreamID(id string) string {
 
 // Load returns aggregate id, rebuilt from its stream: from the latest
 // snapshot of the repository's schema version when snapshots are on, then
-// through the events after it. Stored events go through the same
-// On<EventType> handlers as [Root.Apply], but are not recorded as changes.
+// through the events after it. Stored events go through the same handlers
+// as [Apply], but are not recorded as changes.
 //
 // An unknown id is not an error: Load returns a new aggregate at version 0
 // whose [Root.Exists] is false, so a creating command can apply its first
 // events to it.
 func (r *Repository[T]) Load(ctx context.Context, id string) (*T, error) {
 	if id == "" {
-		return nil, fmt.Errorf("aggregate: load %v: empty id", reflect.TypeFor[T]())
+		return nil, fmt.Errorf("%w: load %v with an empty ID", ErrNoID, r.tab.ptr)
 	}
 	stream := r.StreamID(id)
 	agg, root, err := r.fromSnapshot(ctx, stream, id)
@@ -170,24 +178,32 @@ func (r *Repository[T]) Load(ctx context.Context, id string) (*T, error) {
 		return nil, err
 	}
 	if agg == nil {
-		agg = new(T)
-		if root, err = bind(agg, id); err != nil {
-			return nil, err
-		}
+		agg, root = r.fresh(id)
 	}
+	self := reflect.ValueOf(agg)
 	for e, err := range r.store.ReadStream(ctx, stream, root.version+1, 0) {
 		if err != nil {
-			return nil, fmt.Errorf("aggregate: load %q: %w", stream, err)
+			return nil, streamError("load", stream, err)
 		}
-		if err := root.replay(&e); err != nil {
-			return nil, fmt.Errorf("aggregate: load %q: %w", stream, err)
+		if err := replay(root, agg, self, &e); err != nil {
+			return nil, streamError("load", stream, err)
 		}
 	}
 	return agg, nil
 }
 
-// fromSnapshot returns the aggregate decoded from the stream's latest
-// usable snapshot, or nil when there is none.
+// fresh returns a new aggregate with the given ID, bound to the
+// repository's dispatch table.
+func (r *Repository[T]) fresh(id string) (*T, *Root) {
+	agg := new(T)
+	root := any(agg).(rooter).cairnRoot() // NewRepository checked T
+	bind(agg, root, id, r.tab)
+	return agg, root
+}
+
+// fromSnapshot returns the aggregate restored from the stream's latest
+// usable snapshot, or nil when there is none. A snapshot that does not
+// decode is logged and ignored: the aggregate is then replayed.
 func (r *Repository[T]) fromSnapshot(ctx context.Context, stream, id string) (*T, *Root, error) {
 	if r.snaps == nil {
 		return nil, nil, nil
@@ -200,15 +216,13 @@ func (r *Repository[T]) fromSnapshot(ctx context.Context, stream, id string) (*T
 		return nil, nil, nil
 	}
 	agg := new(T)
-	if err := r.codec.Unmarshal(snap.Data, agg); err != nil {
+	if err := any(agg).(Snapshotter).UnmarshalSnapshot(snap.Data); err != nil {
 		r.log.WarnContext(ctx, "ignoring undecodable snapshot",
 			"stream_id", stream, "version", snap.Version, "schema_version", snap.SchemaVersion, "error", err)
 		return nil, nil, nil
 	}
-	root, err := bind(agg, id)
-	if err != nil {
-		return nil, nil, err
-	}
+	root := any(agg).(rooter).cairnRoot()
+	bind(agg, root, id, r.tab)
 	root.version, root.committed = snap.Version, snap.Version
 	return agg, root, nil
 }
@@ -217,30 +231,35 @@ func (r *Repository[T]) fromSnapshot(ctx context.Context, stream, id string) (*T
 // the stream at the version the aggregate was loaded at ([event.NoStream]
 // for a new aggregate), and clears them. opts are passed to the append:
 // metadata, causation and correlation IDs (see the command package's
-// AppendOptions), event IDs.
+// AppendOptions), event IDs. It returns the recorded events, or nil when
+// there were no changes.
 //
 // When another writer saved the same aggregate since it was loaded, Save
 // stores nothing and returns an error that matches
 // [event.ErrVersionConflict]; the aggregate keeps its changes but is stale:
-// load it again and rerun the command. Save returns the recorded events, or
-// nil when there were no changes.
+// load it again and rerun the command. An aggregate with changes but no ID
+// (made with new(T) rather than by Load or [New]) is an error matching
+// [ErrNoID].
 //
 // With snapshots on, a save that takes the version past a multiple of
 // SnapshotEvery also stores a snapshot; a failure to do so is logged, not
 // returned, since the events are stored.
 func (r *Repository[T]) Save(ctx context.Context, agg *T, opts ...event.AppendOption) ([]event.Event, error) {
-	root, err := rootOf(agg)
-	if err != nil {
-		return nil, fmt.Errorf("aggregate: save: %w", err)
+	if agg == nil {
+		return nil, fmt.Errorf("%w: save a nil %v", ErrNoRoot, r.tab.ptr)
 	}
+	root := any(agg).(rooter).cairnRoot()
 	if len(root.changes) == 0 {
 		return nil, nil
+	}
+	if root.id == "" {
+		return nil, fmt.Errorf("%w: save a %v that has changes but no ID: make it with Repository.Load or aggregate.New", ErrNoID, r.tab.ptr)
 	}
 	stream := r.StreamID(root.id)
 	before := root.committed
 	recs, err := r.store.Append(ctx, stream, event.Exact(before), root.changes, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("aggregate: save %q: %w", stream, err)
+		return nil, streamError("save", stream, err)
 	}
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("aggregate: save %q: the store recorded no events", stream)
@@ -253,7 +272,7 @@ func (r *Repository[T]) Save(ctx context.Context, agg *T, opts ...event.AppendOp
 }
 
 func (r *Repository[T]) saveSnapshot(ctx context.Context, stream string, agg *T, root *Root) {
-	data, err := r.codec.Marshal(agg)
+	data, err := any(agg).(Snapshotter).MarshalSnapshot()
 	if err == nil {
 		err = r.snaps.SaveSnapshot(ctx, event.Snapshot{
 			StreamID:      stream,

@@ -2,9 +2,13 @@ package aggregate_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -57,7 +61,7 @@ func TestRepositoryRoundTrip(t *testing.T) {
 		if recs, err := repo.Save(ctx, todo); err != nil || recs != nil {
 			t.Fatalf("Save(no changes) = %v, %v; want nil, nil", recs, err)
 		}
-		if err := todo.Apply(TodoAdded{Title: "milk", Tags: []string{"shop"}}, TodoRenamed{Title: "oat milk"}); err != nil {
+		if err := aggregate.Apply(todo, TodoAdded{Title: "milk", Tags: []string{"shop"}}, TodoRenamed{Title: "oat milk"}); err != nil {
 			t.Fatal(err)
 		}
 		recs, err := repo.Save(ctx, todo, event.WithCorrelationID("corr"), event.WithMetadata(map[string]string{"user": "ann"}))
@@ -82,7 +86,7 @@ func TestRepositoryRoundTrip(t *testing.T) {
 		}
 
 		// The saved aggregate goes on: a second save expects version 2.
-		if err := todo.Apply(TodoCompleted{}); err != nil {
+		if err := aggregate.Apply(todo, TodoCompleted{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := repo.Save(ctx, todo); err != nil {
@@ -103,7 +107,7 @@ func TestRepositoryStreamID(t *testing.T) {
 	store := newMemStore()
 	repo := newRepo(t, store, aggregate.Options{StreamID: func(id string) string { return "todos/" + id }})
 	todo, _ := repo.Load(t.Context(), "7")
-	todo.Apply(TodoAdded{Title: "x"})
+	aggregate.Apply(todo, TodoAdded{Title: "x"})
 	recs, err := repo.Save(t.Context(), todo)
 	if err != nil || recs[0].StreamID != "todos/7" {
 		t.Errorf("Save with Options.StreamID = %v, %v; want stream todos/7", recs, err)
@@ -116,23 +120,27 @@ func TestRepositoryStreamID(t *testing.T) {
 func TestRepositoryBadInput(t *testing.T) {
 	store := newMemStore()
 	repo := newRepo(t, store, aggregate.Options{})
-	if _, err := repo.Load(t.Context(), ""); err == nil {
-		t.Error("Load(\"\") = nil error")
+	if _, err := repo.Load(t.Context(), ""); !errors.Is(err, aggregate.ErrNoID) {
+		t.Errorf("Load(\"\") = %v, want ErrNoID", err)
 	}
-	if _, err := repo.Save(t.Context(), &Todo{}); !errors.Is(err, aggregate.ErrNoRoot) {
-		t.Errorf("Save(&Todo{}) = %v, want ErrNoRoot", err)
+	if recs, err := repo.Save(t.Context(), &Todo{}); recs != nil || err != nil {
+		t.Errorf("Save(&Todo{}) = %v, %v; want nothing to save", recs, err)
+	}
+	noID := new(Todo)
+	if err := noID.Rename("x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Save(t.Context(), noID); !errors.Is(err, aggregate.ErrNoID) {
+		t.Errorf("Save(new(Todo) with changes) = %v, want ErrNoID", err)
 	}
 	if _, err := repo.Save(t.Context(), nil); !errors.Is(err, aggregate.ErrNoRoot) {
 		t.Errorf("Save(nil) = %v, want ErrNoRoot", err)
 	}
-	if _, err := aggregate.NewRepository[WrongResult](store, "w", aggregate.Options{}); !errors.Is(err, aggregate.ErrInvalidHandler) {
-		t.Errorf("NewRepository[WrongResult] = %v, want ErrInvalidHandler", err)
-	}
-	if _, err := aggregate.NewRepository[NoRoot](store, "n", aggregate.Options{}); !errors.Is(err, aggregate.ErrNoRoot) {
-		t.Errorf("NewRepository[NoRoot] = %v, want ErrNoRoot", err)
-	}
 	if _, err := aggregate.NewRepository[Todo](store, "", aggregate.Options{}); err == nil {
 		t.Error("NewRepository with an empty type name = nil error")
+	}
+	if _, err := aggregate.NewRepository[Todo](nil, "t", aggregate.Options{}); err == nil {
+		t.Error("NewRepository with a nil store = nil error")
 	}
 	if _, err := aggregate.NewRepository[Todo](store, "t", aggregate.Options{SnapshotEvery: -1}); err == nil {
 		t.Error("NewRepository with SnapshotEvery -1 = nil error")
@@ -141,6 +149,78 @@ func TestRepositoryBadInput(t *testing.T) {
 	if _, err := aggregate.NewRepository[Todo](appendOnly{store}, "t", aggregate.Options{SnapshotEvery: 10}); err == nil {
 		t.Error("NewRepository with snapshots on a store without them = nil error")
 	}
+}
+
+// A store with a registry: NewRepository checks that every handler's event
+// type is registered.
+type registryStore struct {
+	*memStore
+	reg *event.Registry
+}
+
+func (s registryStore) Registry() *event.Registry { return s.reg }
+
+type Unregistered struct{}
+
+type Stray struct{ aggregate.Root }
+
+func (s *Stray) OnTodoAdded(TodoAdded)       {}
+func (s *Stray) OnUnregistered(Unregistered) {}
+
+func TestRepositoryChecksRegistration(t *testing.T) {
+	store := registryStore{newMemStore(), newRegistry()}
+	if _, err := aggregate.NewRepository[Todo](store, "todo", aggregate.Options{}); err != nil {
+		t.Errorf("NewRepository[Todo] = %v", err)
+	}
+	_, err := aggregate.NewRepository[Stray](store, "stray", aggregate.Options{})
+	if !errors.Is(err, aggregate.ErrInvalidHandler) {
+		t.Fatalf("NewRepository[Stray] = %v, want ErrInvalidHandler", err)
+	}
+	want := "aggregate: invalid event handler: (*aggregate_test.Stray).OnUnregistered takes aggregate_test.Unregistered, which the store's registry does not know: register it or remove the handler"
+	if err.Error() != want {
+		t.Errorf("NewRepository[Stray] = %q, want %q", err, want)
+	}
+	// Without a registry to check against, the handler is fine.
+	if _, err := aggregate.NewRepository[Stray](newMemStore(), "stray", aggregate.Options{}); err != nil {
+		t.Errorf("NewRepository[Stray] on a store without a registry = %v", err)
+	}
+}
+
+// TestRepositoryErrorsSayEachThingOnce checks the text of a failed save:
+// the version conflict names the stream, so the repository does not.
+func TestRepositoryErrorsSayEachThingOnce(t *testing.T) {
+	ctx := t.Context()
+	repo := newRepo(t, newMemStore(), aggregate.Options{})
+	a, _ := repo.Load(ctx, "1")
+	b, _ := repo.Load(ctx, "1")
+	a.Rename("a")
+	b.Rename("b")
+	if _, err := repo.Save(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	_, err := repo.Save(ctx, b)
+	want := `aggregate: save: event: version conflict on stream "todo-1": expected no stream, stream is at 1`
+	if !errors.Is(err, event.ErrVersionConflict) || err == nil || err.Error() != want {
+		t.Errorf("Save = %v, want %q", err, want)
+	}
+	broken := newRepo(t, failingStore{errors.New("disk on fire")}, aggregate.Options{})
+	todo, _ := broken.Load(ctx, "2")
+	todo.Rename("x")
+	_, err = broken.Save(ctx, todo)
+	if want := `aggregate: save "todo-2": disk on fire`; err == nil || err.Error() != want {
+		t.Errorf("Save = %v, want %q", err, want)
+	}
+}
+
+// failingStore fails every append with err.
+type failingStore struct{ err error }
+
+func (s failingStore) Append(context.Context, string, event.ExpectedVersion, []any, ...event.AppendOption) ([]event.Event, error) {
+	return nil, s.err
+}
+
+func (s failingStore) ReadStream(context.Context, string, int64, int) iter.Seq2[event.Event, error] {
+	return func(func(event.Event, error) bool) {}
 }
 
 func TestRepositoryConcurrentSaves(t *testing.T) {
@@ -153,7 +233,7 @@ func TestRepositoryConcurrentSaves(t *testing.T) {
 				want := int64(0)
 				if existing {
 					todo, _ := repo.Load(ctx, "1")
-					todo.Apply(TodoAdded{Title: "first"})
+					aggregate.Apply(todo, TodoAdded{Title: "first"})
 					if _, err := repo.Save(ctx, todo); err != nil {
 						t.Fatal(err)
 					}
@@ -228,11 +308,11 @@ func TestRepositorySnapshots(t *testing.T) {
 			}
 		}
 		steps := []func(*Todo) error{
-			func(t *Todo) error { return t.Apply(TodoAdded{Title: "a", Tags: []string{"x"}}) },
-			func(t *Todo) error { return t.Apply(TodoRenamed{Title: "b"}, TodoRenamed{Title: "c"}) },
-			func(t *Todo) error { return t.Apply(TodoCompleted{}) },
-			func(t *Todo) error { return t.Apply(TodoReopened{}, TodoRenamed{Title: "d"}) },
-			func(t *Todo) error { return t.Apply(TodoRenamed{Title: "e"}) },
+			func(t *Todo) error { return aggregate.Apply(t, TodoAdded{Title: "a", Tags: []string{"x"}}) },
+			func(t *Todo) error { return aggregate.Apply(t, TodoRenamed{Title: "b"}, TodoRenamed{Title: "c"}) },
+			func(t *Todo) error { return aggregate.Apply(t, TodoCompleted{}) },
+			func(t *Todo) error { return aggregate.Apply(t, TodoReopened{}, TodoRenamed{Title: "d"}) },
+			func(t *Todo) error { return aggregate.Apply(t, TodoRenamed{Title: "e"}) },
 		}
 		for i, step := range steps {
 			run(plain, step)
@@ -301,6 +381,112 @@ func TestRepositorySnapshots(t *testing.T) {
 		assertSame(t, s, p)
 		if !bytes.Contains(logs.Bytes(), []byte("undecodable snapshot")) {
 			t.Errorf("no warning about the undecodable snapshot; logs: %s", logs.String())
+		}
+	})
+}
+
+// The issue's hidden-state case: an aggregate whose state is an unexported
+// field. Without a Snapshotter it cannot have snapshots; with one, a load
+// from a snapshot keeps the field.
+
+type Hidden struct {
+	aggregate.Root
+	seen bool
+}
+
+func (h *Hidden) OnTodoCompleted(TodoCompleted) { h.seen = true }
+
+type SnappedHidden struct {
+	aggregate.Root
+	seen bool
+}
+
+func (h *SnappedHidden) OnTodoCompleted(TodoCompleted) { h.seen = true }
+
+func (h *SnappedHidden) MarshalSnapshot() ([]byte, error) {
+	return strconv.AppendBool(nil, h.seen), nil
+}
+
+func (h *SnappedHidden) UnmarshalSnapshot(data []byte) error {
+	seen, err := strconv.ParseBool(string(data))
+	h.seen = seen
+	return err
+}
+
+// countingStore counts the events its loads read.
+type countingStore struct {
+	*eventstore.Store
+	mu   sync.Mutex
+	read int
+}
+
+func (s *countingStore) ReadStream(ctx context.Context, stream string, from int64, limit int) iter.Seq2[event.Event, error] {
+	return func(yield func(event.Event, error) bool) {
+		for e, err := range s.Store.ReadStream(ctx, stream, from, limit) {
+			s.mu.Lock()
+			s.read++
+			s.mu.Unlock()
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
+}
+
+func (s *countingStore) reads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.read
+	s.read = 0
+	return n
+}
+
+func TestRepositoryHiddenState(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		ctx := t.Context()
+		store := &countingStore{Store: newStore(t, kind)}
+
+		_, err := aggregate.NewRepository[Hidden](store, "hidden", aggregate.Options{SnapshotEvery: 1})
+		if !errors.Is(err, aggregate.ErrNotSnapshotter) || !strings.Contains(err.Error(), "*aggregate_test.Hidden") {
+			t.Errorf("NewRepository[Hidden] with snapshots = %v, want ErrNotSnapshotter naming the type", err)
+		}
+		plain, err := aggregate.NewRepository[Hidden](store, "hidden", aggregate.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		repo, err := aggregate.NewRepository[SnappedHidden](store, "hidden", aggregate.Options{SnapshotEvery: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := repo.Load(ctx, "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := aggregate.Apply(h, TodoCompleted{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := repo.Save(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+		if snap, ok, err := store.LoadSnapshot(ctx, "hidden-1"); err != nil || !ok || snap.Version != 1 || string(snap.Data) != "true" {
+			t.Fatalf("LoadSnapshot = %+v, %v, %v; want version 1, data true", snap, ok, err)
+		}
+		store.reads()
+		h, err = repo.Load(ctx, "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !h.seen || h.Version() != 1 || !h.Exists() {
+			t.Errorf("Load from the snapshot: seen %v version %d exists %v, want true, 1, true", h.seen, h.Version(), h.Exists())
+		}
+		if n := store.reads(); n != 0 {
+			t.Errorf("Load from the snapshot at the last version read %d events, want 0", n)
+		}
+		// Replayed without snapshots, the same stream gives the same state.
+		p, err := plain.Load(ctx, "1")
+		if err != nil || !p.seen || p.Version() != 1 {
+			t.Errorf("Load without snapshots = seen %v version %d, %v; want true, 1", p.seen, p.Version(), err)
 		}
 	})
 }

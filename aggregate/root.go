@@ -4,46 +4,59 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"unsafe"
 
 	"github.com/cairnhq/cairn/event"
 )
 
 // Root is the part of an aggregate that Cairn manages: its ID, its version
 // and the events applied since it was loaded. User aggregates embed it by
-// value and declare one handler per event type:
+// value and declare one handler method per event type:
 //
 //	type Todo struct {
 //		aggregate.Root
-//		Title string
+//		title string
 //	}
 //
-//	func (t *Todo) OnTodoAdded(e TodoAdded) { t.Title = e.Title }
+//	func (t *Todo) OnTodoAdded(e TodoAdded) { t.title = e.Title }
 //
-// Aggregates are created by [New] or by a [Repository], which bind the Root
-// to the aggregate that embeds it; a Root that was not bound (a zero
-// aggregate made with &Todo{}) or was copied with its aggregate refuses to
-// apply events with [ErrNoRoot]. An aggregate is not safe for concurrent
-// use.
+// The zero Root is ready to use: an aggregate made with new(Todo), &Todo{},
+// [New] or a [Repository] can apply events with [Apply]. An aggregate is not
+// safe for concurrent use.
 type Root struct {
 	id        string
 	version   int64 // including applied changes
 	committed int64 // the version stored in the event store
 	changes   []any
-	self      reflect.Value  // the aggregate embedding this Root (a pointer)
-	ptr       unsafe.Pointer // the same pointer, for dispatch.Func handlers
-	owner     rooter
-	typ       *aggType
+	self      any    // the aggregate (*T) the Root was bound to, nil if none
+	tab       *table // the dispatch table of self's type
 }
 
-// rooter is implemented by every pointer to a struct that embeds Root.
+// rooter is implemented by every pointer to a struct that embeds Root. Its
+// method is unexported, so only Root provides it.
 type rooter interface{ cairnRoot() *Root }
+
+// Pointer is the type constraint of a pointer to an aggregate of type T:
+// *T, where T embeds [Root]. [Apply] and [New] take it, and so can generic
+// code of the application's own, such as a test helper:
+//
+//	func given[T any, P aggregate.Pointer[T]](events ...any) P {
+//		agg := P(new(T))
+//		if err := aggregate.Apply(agg, events...); err != nil {
+//			panic(err)
+//		}
+//		return agg
+//	}
+type Pointer[T any] interface {
+	*T
+	rooter
+}
 
 var rooterType = reflect.TypeFor[rooter]()
 
 func (r *Root) cairnRoot() *Root { return r }
 
-// ID returns the aggregate's ID.
+// ID returns the aggregate's ID: the one given to [Repository.Load] or
+// [New], or "" for an aggregate made otherwise.
 func (r *Root) ID() string { return r.id }
 
 // Version returns the aggregate's version: the version of its stream when
@@ -63,31 +76,53 @@ func (r *Root) Exists() bool { return r.committed > 0 }
 // saved, in order. The slice is a copy; the events are not.
 func (r *Root) Changes() []any { return slices.Clone(r.changes) }
 
-// Apply applies each event to the aggregate, in order: it calls the
-// aggregate's On<EventType> method (for an event of type *E, the method for
-// E), increments the version and records the event as an uncommitted change
-// that [Repository.Save] will store.
+// Apply applies each event to agg, in order: it calls agg's handler for the
+// event's type (the On… method whose parameter is that type; for an event
+// of type *E, the one for E), increments the version and records the event
+// as an uncommitted change that [Repository.Save] will store. Command
+// methods call it on their receiver:
+//
+//	func (t *Todo) Complete() error {
+//		if t.done {
+//			return ErrAlreadyDone
+//		}
+//		return aggregate.Apply(t, TodoCompleted{})
+//	}
+//
+// agg may have been made in any way: loaded by a [Repository], made by
+// [New], new(T), &T{}, or copied from another aggregate. An aggregate not
+// loaded by a Repository finds its handlers by reflection on its first
+// Apply (a few microseconds), and then reports a handler with the wrong
+// signature there; a Repository checks them when it is built. A copy
+// carries on from the original's version and changes without changing
+// the original.
 //
 // Handlers for all events are looked up before any is called, so a missing
-// or invalid handler ([ErrMissingHandler], [ErrInvalidHandler]) changes
-// nothing. A handler that returns an error stops Apply: the events before it
-// stay applied and recorded, the failing event and those after it are
-// neither, and the error is returned wrapped with the method's name.
-func (r *Root) Apply(events ...any) error {
-	if err := r.check(); err != nil {
-		return err
+// handler ([ErrMissingHandler]) changes nothing. A handler that returns an
+// error stops Apply: the events before it stay applied and recorded, the
+// failing event and those after it are neither, and the error is returned
+// wrapped with the method's name.
+func Apply[T any, P Pointer[T]](agg P, events ...any) error {
+	if agg == nil {
+		return fmt.Errorf("%w: apply to a nil %v", ErrNoRoot, reflect.TypeFor[P]())
 	}
-	var buf [8]*handler
-	hs := buf[:0]
-	for _, e := range events {
-		h, err := r.handler(e)
-		if err != nil {
+	r := agg.cairnRoot()
+	if r == nil {
+		return fmt.Errorf("%w: %v embeds a nil *aggregate.Root: embed aggregate.Root by value", ErrNoRoot, reflect.TypeFor[T]())
+	}
+	if r.self != any(agg) {
+		if err := rebind[T](r, agg); err != nil {
 			return err
 		}
-		hs = append(hs, h)
 	}
-	for i, e := range events {
-		if err := hs[i].call(r, e); err != nil {
+	for _, e := range events { // find every handler before calling any
+		if _, err := r.tab.lookup(e); err != nil {
+			return err
+		}
+	}
+	self := reflect.ValueOf(agg)
+	for _, e := range events {
+		if err := dispatch(r.tab, (*T)(agg), self, e); err != nil {
 			return fmt.Errorf("aggregate: apply: %w", err)
 		}
 		r.version++
@@ -96,46 +131,58 @@ func (r *Root) Apply(events ...any) error {
 	return nil
 }
 
-// replay applies a stored event without recording it.
-func (r *Root) replay(e *event.Event) error {
+// rebind binds r to agg, the *T that embeds it, for an aggregate that was
+// never bound (made with new(T) or &T{}) or that was copied from another.
+// It keeps the dispatch table r has if it is T's, and otherwise resolves
+// T's.
+func rebind[T any](r *Root, agg *T) error {
+	if r.self != nil {
+		// A copy shares the original's changes: make the copy's appends
+		// reallocate rather than write into the original's array.
+		r.changes = slices.Clip(r.changes)
+	}
+	if r.tab == nil || r.tab.ptr != reflect.TypeFor[*T]() {
+		tab, err := tableFor[T](nil)
+		if err != nil {
+			return err
+		}
+		r.tab = tab
+	}
+	r.self = agg
+	return nil
+}
+
+// New returns a new aggregate of type T with the given ID, at version 0 and
+// ready to apply events: the same as a [Repository.Load] of an ID that has
+// no stream, without the store. It checks T's handlers as [NewRepository]
+// does, except for their registration.
+func New[T any, P Pointer[T]](id string) (P, error) {
+	tab, err := tableFor[T](nil)
+	if err != nil {
+		return nil, err
+	}
+	agg := P(new(T))
+	bind(agg, agg.cairnRoot(), id, tab)
+	return agg, nil
+}
+
+// bind sets up r, the Root embedded in agg, as the Root of a new aggregate
+// with the given ID and dispatch table.
+func bind(agg any, r *Root, id string, tab *table) {
+	*r = Root{id: id, self: agg, tab: tab}
+}
+
+// replay applies a stored event to agg, whose Root is r, without recording
+// it; self is agg as a reflect.Value.
+func replay[T any](r *Root, agg *T, self reflect.Value, e *event.Event) error {
 	if e.Version != r.version+1 {
 		return fmt.Errorf("version %d follows version %d", e.Version, r.version)
 	}
-	h, err := r.handler(e.Data)
-	if err != nil {
-		return fmt.Errorf("version %d (%s): %w", e.Version, e.Type, err)
-	}
-	if err := h.call(r, e.Data); err != nil {
+	if err := dispatch(r.tab, agg, self, e.Data); err != nil {
 		return fmt.Errorf("version %d (%s): %w", e.Version, e.Type, err)
 	}
 	r.version = e.Version
 	r.committed = e.Version
-	return nil
-}
-
-func (r *Root) handler(e any) (*handler, error) {
-	if e == nil {
-		return nil, fmt.Errorf("aggregate: apply nil event to %v", r.typ.ptr)
-	}
-	h := r.typ.handlerFor(e)
-	if h.err != nil {
-		return nil, h.err
-	}
-	return h, nil
-}
-
-// check reports a Root that was not bound by New or a Repository, or that
-// was copied since.
-func (r *Root) check() error {
-	if r == nil {
-		return fmt.Errorf("%w: nil *aggregate.Root", ErrNoRoot)
-	}
-	if r.typ == nil {
-		return fmt.Errorf("%w: the aggregate was not created by aggregate.New or a Repository", ErrNoRoot)
-	}
-	if r.owner.cairnRoot() != r {
-		return fmt.Errorf("%w: this %v was copied from another; use the original pointer", ErrNoRoot, r.typ.ptr.Elem())
-	}
 	return nil
 }
 
@@ -145,45 +192,4 @@ func (r *Root) markSaved(v int64) {
 	r.changes = nil // the store may keep the slice it was given
 	r.version = v
 	r.committed = v
-}
-
-// New returns a new aggregate of type T with the given ID, at version 0 and
-// with its [Root] bound, ready to apply events. T must be a struct type that
-// embeds Root by value (see [Check]).
-func New[T any](id string) (*T, error) {
-	p := new(T)
-	if _, err := bind(p, id); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// bind sets up the Root embedded in p.
-func bind[T any](p *T, id string) (*Root, error) {
-	rt, ok := any(p).(rooter)
-	if !ok {
-		return nil, checkType(reflect.TypeFor[*T]())
-	}
-	r := rt.cairnRoot()
-	if r == nil {
-		return nil, fmt.Errorf("%w: %v embeds a nil *aggregate.Root: embed aggregate.Root by value", ErrNoRoot, reflect.TypeFor[T]())
-	}
-	*r = Root{id: id, self: reflect.ValueOf(p), ptr: unsafe.Pointer(p), owner: rt, typ: typeFor(reflect.TypeFor[*T]())}
-	return r, nil
-}
-
-// rootOf returns the bound Root of p.
-func rootOf[T any](p *T) (*Root, error) {
-	if p == nil {
-		return nil, fmt.Errorf("%w: nil %v", ErrNoRoot, reflect.TypeFor[*T]())
-	}
-	rt, ok := any(p).(rooter)
-	if !ok {
-		return nil, checkType(reflect.TypeFor[*T]())
-	}
-	r := rt.cairnRoot()
-	if err := r.check(); err != nil {
-		return nil, fmt.Errorf("%v: %w", reflect.TypeFor[T](), err)
-	}
-	return r, nil
 }

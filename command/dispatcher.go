@@ -16,17 +16,18 @@ var (
 	ErrInvalid = errors.New("command: invalid")
 )
 
-// Handler handles a command. cmd is any value; a [Dispatcher] passes each
-// handler the commands of the one type it was registered for.
+// Handler handles a command and reports what it wrote. cmd is any value; a
+// [Dispatcher] passes each handler the commands of the one type it was
+// registered for.
 type Handler interface {
-	Handle(ctx context.Context, cmd any) error
+	Handle(ctx context.Context, cmd any) (Result, error)
 }
 
 // HandlerFunc adapts a function to a [Handler].
-type HandlerFunc func(ctx context.Context, cmd any) error
+type HandlerFunc func(ctx context.Context, cmd any) (Result, error)
 
 // Handle calls f(ctx, cmd).
-func (f HandlerFunc) Handle(ctx context.Context, cmd any) error { return f(ctx, cmd) }
+func (f HandlerFunc) Handle(ctx context.Context, cmd any) (Result, error) { return f(ctx, cmd) }
 
 var _ Handler = HandlerFunc(nil)
 
@@ -36,38 +37,45 @@ type Middleware func(next Handler) Handler
 
 // Dispatcher routes commands to the handler registered for their Go type,
 // through its middleware. Register handlers with [Handle] and middleware
-// with [Dispatcher.Use] at start-up; a Dispatcher is safe for concurrent
-// use, registration included. The zero value is not ready: use
-// [NewDispatcher].
+// with [Dispatcher.Use] at start-up. The zero value is ready to use, like
+// an http.ServeMux:
+//
+//	var d command.Dispatcher
+//	command.MustHandle(&d, completeTodo)
+//
+// A Dispatcher is safe for concurrent use, registration included. It must
+// not be copied after first use.
 type Dispatcher struct {
 	mu         sync.RWMutex
 	handlers   map[reflect.Type]Handler
 	middleware []Middleware
 }
 
-// NewDispatcher returns a dispatcher with no handlers and no middleware.
-func NewDispatcher() *Dispatcher {
-	return &Dispatcher{handlers: make(map[reflect.Type]Handler)}
-}
+// NewDispatcher returns a dispatcher with no handlers and no middleware,
+// the same as a zero Dispatcher.
+func NewDispatcher() *Dispatcher { return new(Dispatcher) }
 
 // Handle registers fn as the handler of commands of type C on d. Commands
 // are plain values of any type; Dispatch also routes a *C to fn (a nil *C
 // is an error). Registering a second handler for C, an interface type or a
-// nil function is an error.
-func Handle[C any](d *Dispatcher, fn func(ctx context.Context, cmd C) error) error {
+// nil function is an error; [MustHandle] panics on it instead.
+func Handle[C any](d *Dispatcher, fn func(ctx context.Context, cmd C) (Result, error)) error {
 	t := reflect.TypeFor[C]()
+	if d == nil {
+		return fmt.Errorf("command: handle %v: nil dispatcher", t)
+	}
 	if fn == nil {
 		return fmt.Errorf("command: handle %v: nil function", t)
 	}
 	if t.Kind() == reflect.Interface {
 		return fmt.Errorf("command: handle %v: an interface type, want a concrete command type", t)
 	}
-	h := HandlerFunc(func(ctx context.Context, cmd any) error {
+	h := HandlerFunc(func(ctx context.Context, cmd any) (Result, error) {
 		c, ok := cmd.(C)
 		if !ok {
 			p, isPtr := cmd.(*C)
 			if !isPtr || p == nil {
-				return fmt.Errorf("command: handler of %v got %T", t, cmd)
+				return Result{}, fmt.Errorf("command: handler of %v got %T", t, cmd)
 			}
 			c = *p
 		}
@@ -78,8 +86,19 @@ func Handle[C any](d *Dispatcher, fn func(ctx context.Context, cmd C) error) err
 	if _, dup := d.handlers[t]; dup {
 		return fmt.Errorf("command: handle %v: a handler is registered already", t)
 	}
+	if d.handlers == nil {
+		d.handlers = make(map[reflect.Type]Handler)
+	}
 	d.handlers[t] = h
 	return nil
+}
+
+// MustHandle is like [Handle] but panics on error. It is meant for
+// start-up code, where a failing registration is a programming mistake.
+func MustHandle[C any](d *Dispatcher, fn func(ctx context.Context, cmd C) (Result, error)) {
+	if err := Handle(d, fn); err != nil {
+		panic(err)
+	}
 }
 
 // Use appends middleware to d's chain. The first middleware added is the
@@ -92,12 +111,13 @@ func (d *Dispatcher) Use(mw ...Middleware) {
 }
 
 // Dispatch runs the handler registered for cmd's type (or, for a pointer,
-// its element type) through the middleware and returns its error. A command
-// type with no handler gives an error matching [ErrNoHandler] that names
-// the type.
-func (d *Dispatcher) Dispatch(ctx context.Context, cmd any) error {
+// its element type) through the middleware, and returns what it wrote (its
+// [Result]: the events and the position of the last one) or its error. A
+// command type with no handler gives an error matching [ErrNoHandler] that
+// names the type.
+func (d *Dispatcher) Dispatch(ctx context.Context, cmd any) (Result, error) {
 	if cmd == nil {
-		return fmt.Errorf("%w: nil command", ErrNoHandler)
+		return Result{}, fmt.Errorf("%w: nil command", ErrNoHandler)
 	}
 	t := reflect.TypeOf(cmd)
 	d.mu.RLock()
@@ -106,13 +126,13 @@ func (d *Dispatcher) Dispatch(ctx context.Context, cmd any) error {
 		h, ok = d.handlers[t.Elem()]
 		if ok && reflect.ValueOf(cmd).IsNil() {
 			d.mu.RUnlock()
-			return fmt.Errorf("command: dispatch: nil %v", t)
+			return Result{}, fmt.Errorf("command: dispatch a nil %v", t)
 		}
 	}
 	mw := d.middleware
 	d.mu.RUnlock()
 	if !ok {
-		return fmt.Errorf("%w for command type %v", ErrNoHandler, t)
+		return Result{}, fmt.Errorf("%w for command type %v", ErrNoHandler, t)
 	}
 	for i := len(mw) - 1; i >= 0; i-- {
 		h = mw[i](h)

@@ -9,19 +9,29 @@
 // # Dispatcher
 //
 // A [Dispatcher] routes a command to the handler registered for its Go type
-// with [Handle], through middleware:
+// with [Handle], through middleware. Its zero value is ready to use:
 //
-//	d := command.NewDispatcher()
+//	var d command.Dispatcher
 //	d.Use(command.Correlation(nil), command.Logging(logger), command.Validation())
-//	command.Handle(d, func(ctx context.Context, c CompleteTodo) error {
-//		_, err := command.Execute(ctx, todos, c.ID, (*Todo).Complete, command.ExecuteOptions{})
-//		return err
+//	command.MustHandle(&d, func(ctx context.Context, c CompleteTodo) (command.Result, error) {
+//		return command.Execute(ctx, todos, c.ID, (*Todo).Complete, command.ExecuteOptions{})
 //	})
-//	err := d.Dispatch(ctx, CompleteTodo{ID: "42"})
+//	res, err := d.Dispatch(ctx, CompleteTodo{ID: "42"})
+//
+// A handler returns what the command wrote, a [Result]: the recorded
+// events and the global position of the last one. Dispatch hands it back
+// through the middleware, so the caller can wait for processors to pass
+// res.Position before it reads a projection (read-your-writes).
 //
 // A command type with no handler is an error matching [ErrNoHandler]. With
 // the [Validation] middleware, a command that has a Validate() error method
 // and fails it is rejected with an error matching [ErrInvalid].
+//
+// Registration follows one rule across Cairn (event.Register,
+// projector.On, reactor.On): the function returns an error for bad input —
+// a nil function, an interface type, a second handler for a type — and its
+// Must form ([MustHandle]) panics with that error, for start-up code where
+// such a mistake is a bug.
 //
 // # Causation and correlation
 //
@@ -36,8 +46,20 @@
 // # Execute
 //
 // [Execute] loads an aggregate from a [Repository], runs a function on it
-// and saves the events it applied. When another writer saved the aggregate
-// in between, the save fails with [event.ErrVersionConflict]; Execute then
-// backs off briefly and runs load, function and save again, a bounded number
-// of times.
+// and saves the events it applied, and returns them with the position of
+// the last one. When another writer saved the aggregate in between, the
+// save fails with [event.ErrVersionConflict]; Execute then backs off
+// briefly and runs load, function and save again, a bounded number of
+// times.
+//
+// # Errors
+//
+// Each layer of an error says what it alone knows, once: a conflict that
+// outlasted the retries reads
+//
+//	command: gave up after 5 attempts: aggregate: save: <the store's error>
+//
+// where the store's error names the stream and the versions. The error of
+// the command's own function (a rule of the aggregate) is returned as it
+// is, so a caller can match it with errors.Is or errors.As directly.
 package command

@@ -28,7 +28,7 @@ func (c *Counter) Increment(by int) error {
 	if by < 0 {
 		return errNegative
 	}
-	return c.Apply(Incremented{By: by})
+	return aggregate.Apply(c, Incremented{By: by})
 }
 
 // Increment is a command.

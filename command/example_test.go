@@ -41,14 +41,14 @@ func ExampleExecute() {
 	_, counters := openCounters()
 
 	// Load counter "a", run the function, save; a version conflict with
-	// another writer reruns all three.
-	c, err := command.Execute(ctx, counters, "a", func(c *Counter) error {
+	// another writer reruns all three. The result is what was written.
+	res, err := command.Execute(ctx, counters, "a", func(c *Counter) error {
 		return c.Increment(5)
 	}, command.ExecuteOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(c.N, c.Version())
+	fmt.Printf("wrote %s version %d at position %d\n", res.Events[0].Type, res.Events[0].Version, res.Position)
 
 	// An error of the function is returned as it is, and nothing is saved.
 	_, err = command.Execute(ctx, counters, "a", func(c *Counter) error {
@@ -56,7 +56,7 @@ func ExampleExecute() {
 	}, command.ExecuteOptions{})
 	fmt.Println(err)
 	// Output:
-	// 5 1
+	// wrote counter.incremented version 1 at position 1
 	// negative increment
 }
 
@@ -76,25 +76,23 @@ func ExampleDispatcher() {
 	ids := 0
 	newID := func() string { ids++; return fmt.Sprintf("cmd-%d", ids) } // nil: random UUIDs
 
-	d := command.NewDispatcher()
+	var d command.Dispatcher // the zero value is ready to use
 	d.Use(command.Correlation(newID), command.Logging(logger), command.Validation())
-	err := command.Handle(d, func(ctx context.Context, cmd Increment) error {
-		_, err := command.Execute(ctx, counters, cmd.ID, func(c *Counter) error {
+	command.MustHandle(&d, func(ctx context.Context, cmd Increment) (command.Result, error) {
+		return command.Execute(ctx, counters, cmd.ID, func(c *Counter) error {
 			return c.Increment(cmd.By)
 		}, command.ExecuteOptions{})
-		return err
 	})
+
+	ctx = command.WithCorrelationID(ctx, "request-1")
+	res, err := d.Dispatch(ctx, Increment{ID: "a", By: 2})
 	if err != nil {
 		log.Fatal(err)
 	}
-
-	ctx = command.WithCorrelationID(ctx, "request-1")
-	if err := d.Dispatch(ctx, Increment{ID: "a", By: 2}); err != nil {
-		log.Fatal(err)
-	}
-	err = d.Dispatch(ctx, Increment{ID: "a"})
+	fmt.Println("position", res.Position) // wait for it to read the command's writes
+	_, err = d.Dispatch(ctx, Increment{ID: "a"})
 	fmt.Println(errors.Is(err, command.ErrInvalid))
-	err = d.Dispatch(ctx, struct{ Name string }{"unknown"})
+	_, err = d.Dispatch(ctx, struct{ Name string }{"unknown"})
 	fmt.Println(errors.Is(err, command.ErrNoHandler))
 
 	// The stored event names its command and conversation.
@@ -105,7 +103,8 @@ func ExampleDispatcher() {
 		fmt.Printf("%s caused by %s, correlated with %s\n", e.Type, e.CausationID, e.CorrelationID)
 	}
 	// Output:
-	// level=INFO msg="command handled" command=command_test.Increment command_id=cmd-1 correlation_id=request-1
+	// level=INFO msg="command handled" command=command_test.Increment command_id=cmd-1 correlation_id=request-1 position=1
+	// position 1
 	// level=ERROR msg="command failed" command=command_test.Increment command_id=cmd-2 correlation_id=request-1 error="command: invalid command_test.Increment: By is zero"
 	// true
 	// true

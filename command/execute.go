@@ -65,23 +65,46 @@ func (o ExecuteOptions) withDefaults() ExecuteOptions {
 	return o
 }
 
+// Result is what a command wrote: the events it recorded and the global
+// position of the last one, which a caller can wait for to read its own
+// writes (a processor that has passed the position has seen them). The
+// zero Result says the command wrote nothing.
+type Result struct {
+	// Events are the recorded events, in order; nil when the command
+	// wrote none, or when its handler reports only the position.
+	Events []event.Event
+	// Position is the global position of the last event the command
+	// wrote; 0 when it wrote none.
+	Position int64
+}
+
+// resultOf returns the Result of a command that recorded events.
+func resultOf(events []event.Event) Result {
+	if len(events) == 0 {
+		return Result{}
+	}
+	return Result{Events: events, Position: events[len(events)-1].Position}
+}
+
 // Execute runs a command against aggregate id: it loads the aggregate from
 // repo, calls fn on it and saves the events fn applied, with the command
 // and correlation IDs of ctx as causation and correlation ([AppendOptions]).
-// It returns the saved aggregate.
+// It returns the recorded events and the position of the last one; when fn
+// applied none, nothing is saved and the Result is zero.
 //
 // When the save fails with [event.ErrVersionConflict] — another writer
 // changed the aggregate since it was loaded — Execute waits a short,
 // jittered backoff and runs the whole load, fn, save again, up to
 // opts.MaxAttempts times; fn must therefore have no effects outside the
-// aggregate. An error from fn is returned as it is, without saving; any
-// other error, or the last conflict, is returned wrapped.
-func Execute[T any](ctx context.Context, repo Repository[T], id string, fn func(agg *T) error, opts ExecuteOptions) (*T, error) {
+// aggregate. An error from fn, or from the load or the save, is returned
+// as it is (the repository's errors name the stream); the last conflict is
+// returned wrapped with the number of attempts.
+func Execute[T any](ctx context.Context, repo Repository[T], id string, fn func(agg *T) error, opts ExecuteOptions) (Result, error) {
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	if repo == nil || fn == nil {
-		return nil, errors.New("command: execute: nil repository or function")
+		return Result{}, errors.New("command: execute: nil repository or function")
 	}
 	opts = opts.withDefaults()
 	appendOpts := append(AppendOptions(ctx), opts.AppendOptions...)
@@ -89,23 +112,23 @@ func Execute[T any](ctx context.Context, repo Repository[T], id string, fn func(
 	for attempt := 1; ; attempt++ {
 		agg, err := repo.Load(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("command: execute on %q: %w", id, err)
+			return Result{}, err
 		}
 		if err := fn(agg); err != nil {
-			return nil, err
+			return Result{}, err
 		}
-		_, err = repo.Save(ctx, agg, appendOpts...)
+		recs, err := repo.Save(ctx, agg, appendOpts...)
 		if err == nil {
-			return agg, nil
+			return resultOf(recs), nil
 		}
 		if !errors.Is(err, event.ErrVersionConflict) {
-			return nil, fmt.Errorf("command: execute on %q: %w", id, err)
+			return Result{}, err
 		}
 		if attempt >= opts.MaxAttempts {
-			return nil, fmt.Errorf("command: execute on %q: gave up after %d attempts: %w", id, attempt, err)
+			return Result{}, fmt.Errorf("command: gave up after %d attempts: %w", attempt, err)
 		}
 		if err := sleep(ctx, jitter(wait)); err != nil {
-			return nil, fmt.Errorf("command: execute on %q: %w", id, err)
+			return Result{}, fmt.Errorf("command: waiting to retry after a version conflict: %w", err)
 		}
 		wait = min(2*wait, opts.MaxBackoff)
 	}

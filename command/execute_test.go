@@ -30,6 +30,9 @@ func (r *conflictRepo) Load(ctx context.Context, id string) (*Counter, error) {
 }
 
 func (r *conflictRepo) Save(ctx context.Context, c *Counter, opts ...event.AppendOption) ([]event.Event, error) {
+	if len(c.Changes()) == 0 {
+		return nil, nil
+	}
 	r.saves++
 	for _, o := range opts {
 		o(&r.opts)
@@ -40,7 +43,7 @@ func (r *conflictRepo) Save(ctx context.Context, c *Counter, opts ...event.Appen
 	if r.saveErr != nil {
 		return nil, r.saveErr
 	}
-	return []event.Event{{Version: 1}}, nil
+	return []event.Event{{Version: 1, Position: int64(10 * r.saves)}}, nil
 }
 
 var _ command.Repository[Counter] = (*conflictRepo)(nil)
@@ -51,9 +54,9 @@ func TestExecuteRetries(t *testing.T) {
 
 	t.Run("conflicts then success", func(t *testing.T) {
 		repo := &conflictRepo{conflicts: 2}
-		c, err := command.Execute(t.Context(), repo, "1", inc, fast)
-		if err != nil || c.N != 1 {
-			t.Fatalf("Execute = %+v, %v; want a counter at 1", c, err)
+		res, err := command.Execute(t.Context(), repo, "1", inc, fast)
+		if err != nil || res.Position != 30 || len(res.Events) != 1 {
+			t.Fatalf("Execute = %+v, %v; want the third save's event at position 30", res, err)
 		}
 		if repo.loads != 3 || repo.saves != 3 {
 			t.Errorf("loads, saves = %d, %d; want 3, 3 (each attempt reloads)", repo.loads, repo.saves)
@@ -62,8 +65,9 @@ func TestExecuteRetries(t *testing.T) {
 	t.Run("gives up", func(t *testing.T) {
 		repo := &conflictRepo{conflicts: 10}
 		_, err := command.Execute(t.Context(), repo, "1", inc, fast)
-		if !errors.Is(err, event.ErrVersionConflict) || !strings.Contains(err.Error(), "3 attempts") {
-			t.Fatalf("Execute = %v, want a version conflict after 3 attempts", err)
+		want := `command: gave up after 3 attempts: event: version conflict on stream "counter-1": expected no stream, stream is at 1`
+		if !errors.Is(err, event.ErrVersionConflict) || err.Error() != want {
+			t.Fatalf("Execute = %v, want %q", err, want)
 		}
 		if repo.saves != 3 {
 			t.Errorf("saves = %d, want 3", repo.saves)
@@ -80,8 +84,15 @@ func TestExecuteRetries(t *testing.T) {
 		boom := errors.New("boom")
 		repo := &conflictRepo{saveErr: boom}
 		_, err := command.Execute(t.Context(), repo, "1", inc, fast)
-		if !errors.Is(err, boom) || repo.saves != 1 {
-			t.Fatalf("Execute = %v after %d saves; want boom after 1", err, repo.saves)
+		if err != boom || repo.saves != 1 {
+			t.Fatalf("Execute = %v after %d saves; want boom as it is, after 1", err, repo.saves)
+		}
+	})
+	t.Run("nothing applied", func(t *testing.T) {
+		repo := &conflictRepo{}
+		res, err := command.Execute(t.Context(), repo, "1", func(*Counter) error { return nil }, fast)
+		if err != nil || res.Position != 0 || res.Events != nil {
+			t.Fatalf("Execute = %+v, %v; want a zero Result", res, err)
 		}
 	})
 	t.Run("cancelled during backoff", func(t *testing.T) {
@@ -89,7 +100,7 @@ func TestExecuteRetries(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		_, err := command.Execute(ctx, repo, "1", inc, command.ExecuteOptions{Backoff: time.Hour})
-		if !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "command: waiting to retry after a version conflict: ") {
 			t.Fatalf("Execute = %v, want context.Canceled", err)
 		}
 	})
@@ -191,18 +202,25 @@ func TestPropagation(t *testing.T) {
 		d := command.NewDispatcher()
 		n := 0
 		d.Use(command.Correlation(func() string { n++; return []string{"", "cmd-1", "cmd-2", "cmd-3"}[n] }), command.Validation())
-		err := command.Handle(d, func(ctx context.Context, c Increment) error {
-			_, err := command.Execute(ctx, repo, c.ID, func(agg *Counter) error { return agg.Increment(c.By) }, command.ExecuteOptions{})
-			return err
+		err := command.Handle(d, func(ctx context.Context, c Increment) (command.Result, error) {
+			return command.Execute(ctx, repo, c.ID, func(agg *Counter) error { return agg.Increment(c.By) }, command.ExecuteOptions{})
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Dispatch(ctx, Increment{ID: "a", By: 1}); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Dispatch(command.WithCorrelationID(ctx, "req-7"), Increment{ID: "a", By: 2}); err != nil {
-			t.Fatal(err)
+		var positions []int64
+		for _, c := range []struct {
+			ctx context.Context
+			cmd Increment
+		}{{ctx, Increment{ID: "a", By: 1}}, {command.WithCorrelationID(ctx, "req-7"), Increment{ID: "a", By: 2}}} {
+			res, err := d.Dispatch(c.ctx, c.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Events) != 1 || res.Position != res.Events[0].Position || res.Position <= 0 {
+				t.Fatalf("Dispatch = %+v, want one event and its position", res)
+			}
+			positions = append(positions, res.Position)
 		}
 		// Saving directly, with the options from ctx.
 		dctx := command.WithCorrelationID(command.WithID(ctx, "direct"), "req-8")
@@ -214,8 +232,8 @@ func TestPropagation(t *testing.T) {
 		if _, err := repo.Save(dctx, c, command.AppendOptions(dctx)...); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Dispatch(ctx, Increment{ID: "a"}); !errors.Is(err, command.ErrInvalid) {
-			t.Fatalf("Dispatch(invalid) = %v", err)
+		if res, err := d.Dispatch(ctx, Increment{ID: "a"}); !errors.Is(err, command.ErrInvalid) || res.Position != 0 {
+			t.Fatalf("Dispatch(invalid) = %+v, %v", res, err)
 		}
 
 		want := [][2]string{{"cmd-1", "cmd-1"}, {"cmd-2", "req-7"}, {"direct", "req-8"}}
@@ -225,6 +243,9 @@ func TestPropagation(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, [2]string{e.CausationID, e.CorrelationID})
+			if e.Version <= 2 && e.Position != positions[e.Version-1] {
+				t.Errorf("event %d at position %d, Dispatch said %d", e.Version, e.Position, positions[e.Version-1])
+			}
 		}
 		if len(got) != len(want) {
 			t.Fatalf("stored (causation, correlation) %v, want %v", got, want)
@@ -232,6 +253,45 @@ func TestPropagation(t *testing.T) {
 		for i := range want {
 			if got[i] != want[i] {
 				t.Errorf("event %d: (causation, correlation) = %v, want %v", i+1, got[i], want[i])
+			}
+		}
+	})
+}
+
+// TestExecuteErrorText makes every attempt of a command conflict with
+// another writer, and checks that the error says each thing once.
+func TestExecuteErrorText(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		ctx := t.Context()
+		_, repo := newRepo(t, kind)
+		_, err := command.Execute(ctx, repo, "1", func(c *Counter) error {
+			other, err := repo.Load(ctx, "1")
+			if err != nil {
+				return err
+			}
+			if err := other.Increment(1); err != nil {
+				return err
+			}
+			if _, err := repo.Save(ctx, other); err != nil {
+				return err
+			}
+			return c.Increment(1)
+		}, command.ExecuteOptions{MaxAttempts: 2, Backoff: time.Millisecond})
+		if !errors.Is(err, event.ErrVersionConflict) {
+			t.Fatalf("Execute = %v, want a version conflict", err)
+		}
+		vc, ok := errors.AsType[*event.VersionConflictError](err)
+		if !ok || vc.StreamID != "counter-1" || vc.Actual != 2 || vc.Expected != event.Exact(1) {
+			t.Errorf("VersionConflictError = %+v, want stream counter-1, expected 1, actual 2", vc)
+		}
+		msg := err.Error()
+		t.Logf("Execute = %q", msg)
+		if !strings.HasPrefix(msg, "command: gave up after 2 attempts: aggregate: save: ") {
+			t.Errorf("Execute = %q, want it to start with the command's and the repository's words", msg)
+		}
+		for _, s := range []string{"command:", "aggregate:", "event:"} {
+			if n := strings.Count(msg, s); n != 1 {
+				t.Errorf("%q says %q %d times, want once", msg, s, n)
 			}
 		}
 	})

@@ -23,10 +23,10 @@ type Validator interface {
 // own error with errors.Is.
 func Validation() Middleware {
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, cmd any) error {
+		return HandlerFunc(func(ctx context.Context, cmd any) (Result, error) {
 			if v, ok := cmd.(Validator); ok {
 				if err := v.Validate(); err != nil {
-					return fmt.Errorf("%w %T: %w", ErrInvalid, cmd, err)
+					return Result{}, fmt.Errorf("%w %T: %w", ErrInvalid, cmd, err)
 				}
 			}
 			return next.Handle(ctx, cmd)
@@ -49,7 +49,7 @@ func Correlation(newID func() string) Middleware {
 		newID = func() string { return uuid.NewString() }
 	}
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, cmd any) error {
+		return HandlerFunc(func(ctx context.Context, cmd any) (Result, error) {
 			id := newID()
 			ctx = WithID(ctx, id)
 			if _, ok := CorrelationIDFromContext(ctx); !ok {
@@ -62,20 +62,20 @@ func Correlation(newID func() string) Middleware {
 
 // Logging returns middleware that logs every command handled, with its Go
 // type, its command and correlation IDs when ctx carries them, how long it
-// took and its error: at level Info when it succeeds and Error when it
-// fails. It logs the error and returns it too, so callers of a logging
+// took, and the position of the last event it wrote or its error: at level
+// Info when it succeeds and Error when it fails. It logs the error and returns it too, so callers of a logging
 // dispatcher should not log it again. A nil logger means slog.Default().
 // Put it after [Correlation] to log the IDs.
 func Logging(logger *slog.Logger) Middleware {
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, cmd any) error {
+		return HandlerFunc(func(ctx context.Context, cmd any) (Result, error) {
 			l := logger
 			if l == nil {
 				l = slog.Default()
 			}
 			start := time.Now()
-			err := next.Handle(ctx, cmd)
-			attrs := make([]slog.Attr, 0, 5)
+			res, err := next.Handle(ctx, cmd)
+			attrs := make([]slog.Attr, 0, 6)
 			attrs = append(attrs, slog.String("command", fmt.Sprintf("%T", cmd)))
 			if id, ok := IDFromContext(ctx); ok {
 				attrs = append(attrs, slog.String("command_id", id))
@@ -88,9 +88,12 @@ func Logging(logger *slog.Logger) Middleware {
 				attrs = append(attrs, slog.Any("error", err))
 				l.LogAttrs(ctx, slog.LevelError, "command failed", attrs...)
 			} else {
+				if res.Position > 0 {
+					attrs = append(attrs, slog.Int64("position", res.Position))
+				}
 				l.LogAttrs(ctx, slog.LevelInfo, "command handled", attrs...)
 			}
-			return err
+			return res, err
 		})
 	}
 }

@@ -4,10 +4,9 @@
 // [ErrStreamDeleted], …) and the type [Registry] that maps Go types to the
 // persisted type names and encodes and decodes their data.
 //
-// The package imports nothing else of Cairn's but the dependency-free
-// internal/dispatch (which makes registered event types fast to dispatch to
-// aggregate handlers), and nothing of gorm: aggregates and commands can
-// depend on it without pulling in a database driver.
+// The package imports nothing else of Cairn's, and nothing of gorm:
+// aggregates and commands can depend on it without pulling in a database
+// driver.
 //
 // # Type names
 //

@@ -7,11 +7,6 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
-
-	// The only Cairn package that event imports: internal and built on the
-	// standard library alone, so event stays free of Cairn's other packages
-	// and of gorm. It makes registered types fast to dispatch to aggregates.
-	"github.com/cairnhq/cairn/internal/dispatch"
 )
 
 // Codec turns event data into bytes and back. Implementations must be safe
@@ -98,10 +93,6 @@ func Register[T any](r *Registry, name string) error {
 // RegisterVersion records T under the persisted name at the given schema
 // version (1 or more). Stored data of older versions is upcast with the
 // upcasters added by [Registry.AddUpcaster].
-//
-// It also lets aggregates call their On<T> handlers without reflection
-// (see package aggregate, "Dispatch cost"). That speed-up is kept in a
-// process-wide cache derived from the type alone, not in the registry.
 func RegisterVersion[T any](r *Registry, name string, version int) error {
 	t := reflect.TypeFor[T]()
 	if t.Kind() == reflect.Interface {
@@ -113,7 +104,6 @@ func RegisterVersion[T any](r *Registry, name string, version int) error {
 	if version < 1 {
 		return fmt.Errorf("event: register %q: schema version %d, want 1 or more", name, version)
 	}
-	dispatch.Register[T]()
 	info := &typeInfo{
 		name:    name,
 		goType:  t,

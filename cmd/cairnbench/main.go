@@ -8,7 +8,8 @@
 // The event store's workloads (W1–W4 appends, R1–R2 reads) run the same
 // driver on Cairn's store and on the floor. A1 loads an aggregate through
 // the repository's On<Event> dispatch against Cairn's ReadStream folded by
-// a hand-written type switch (A1S: from a snapshot); P1 is a projector's
+// a hand-written type switch (A1S: from a snapshot; A1H: with the handlers
+// listed for direct calls); P1 is a projector's
 // catch-up against a plain database/sql read-insert-commit loop; L1 is a
 // live projector's latency, which has no floor.
 //
@@ -27,7 +28,7 @@
 //	-quick                     sizes about 10× smaller, 1 run
 //	-pgidle N                  max idle connections of the PostgreSQL pools (default: eventstore.OpenPostgres's)
 //	-runs N                    runs per workload and side (default 5; -quick: 1)
-//	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, P1, L1)
+//	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, A1H, P1, L1)
 //	-cpuprofile FILE           write a CPU profile
 //	-memprofile FILE           write a heap (allocation) profile at the end
 //

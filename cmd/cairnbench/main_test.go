@@ -48,10 +48,10 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: Cairn %v, floor %v, want both positive", name, r.cairn.median, r.floor.median)
 		}
 		for _, x := range r.workload.extras {
-			if v, ok := r.cairn.extras[x.key]; !ok || v <= 0 {
+			if v, ok := r.cairn.extras[x.key]; !x.floorOnly && (!ok || v <= 0) {
 				t.Errorf("%s: Cairn's %s is %v, want positive", name, x.label, v)
 			}
-			if v, ok := r.floor.extras[x.key]; r.workload.floor != nil && x.costRatio && (!ok || v <= 0) {
+			if v, ok := r.floor.extras[x.key]; r.workload.floor != nil && (x.costRatio || x.floorOnly) && (!ok || v <= 0) {
 				t.Errorf("%s: floor's %s is %v, want positive", name, x.label, v)
 			}
 		}

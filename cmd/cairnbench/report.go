@@ -74,6 +74,12 @@ func notes(r result) string {
 			}
 			return x.format(v)
 		}
+		if x.floorOnly {
+			if r.floor.runs > 0 {
+				parts = append(parts, x.label+": "+f(r.floor))
+			}
+			continue
+		}
 		both(x.label, f)
 		c, okc := r.cairn.extras[x.key]
 		fl, okf := r.floor.extras[x.key]

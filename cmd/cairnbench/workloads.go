@@ -88,6 +88,9 @@ type extra struct {
 	// costRatio adds Cairn's figure over the floor's (for figures where
 	// lower is better, such as a cost per event).
 	costRatio bool
+	// floorOnly marks a reference figure that only the floor's side
+	// measures.
+	floorOnly bool
 }
 
 // measureFunc runs one side of a workload once on a fresh database.
@@ -128,19 +131,30 @@ func allWorkloads() []workload {
 		storeWorkload("R1", "read a 1,000-event stream", readOneStream),
 		readAll,
 		{
-			id:     "A1",
-			title:  "load a 1,000-event aggregate, On<Event> dispatch",
-			unit:   "loads/s",
-			cairn:  loadAggregate(false),
-			floor:  loadAggregateFloor,
-			extras: []extra{{key: extraFold, label: "in-memory replay", format: formatNs("ns/event"), costRatio: true}},
+			id:    "A1",
+			title: "load a 1,000-event aggregate, On<Event> dispatch",
+			unit:  "loads/s",
+			cairn: loadAggregate[Account](false),
+			floor: loadAggregateFloor,
+			extras: []extra{
+				{key: extraFold, label: "in-memory replay", format: formatNs("ns/event"), costRatio: true},
+				{key: extraReflectFold, label: "plain reflect.Value.Call replay", format: formatNs("ns/event"), floorOnly: true},
+			},
 		},
 		{
 			id:    "A1S",
 			title: "A1 from a snapshot at version 1,000 (floor: A1's)",
 			unit:  "loads/s",
-			cairn: loadAggregate(true),
+			cairn: loadAggregate[Account](true),
 			floor: loadAggregateFloor,
+		},
+		{
+			id:     "A1H",
+			title:  "A1 with the handlers listed (aggregate.Handlers): direct calls",
+			unit:   "loads/s",
+			cairn:  loadAggregate[ListedAccount](false),
+			floor:  loadAggregateFloor,
+			extras: []extra{{key: extraFold, label: "in-memory replay", format: formatNs("ns/event"), costRatio: true}},
 		},
 		{
 			id:    "P1",

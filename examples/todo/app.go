@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cairnhq/cairn/aggregate"
 	"github.com/cairnhq/cairn/command"
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
@@ -32,6 +33,12 @@ func openDB(dsn string) (*gorm.DB, error) {
 	}
 	return sqlitedb.Open(dsn, sqlitedb.Options{})
 }
+
+// snapshotEvery is how often the write side stores a snapshot of a todo:
+// each time its version passes a multiple of it. A todo has a handful of
+// events, so snapshots save little here; they are on to show them working,
+// and a long-lived aggregate would want them.
+const snapshotEvery = 5
 
 // config holds what the app takes from outside besides its database.
 type config struct {
@@ -84,11 +91,11 @@ func newApp(db *gorm.DB, cfg config) (*app, error) {
 	// The write side: commands go through a dispatcher that gives each one
 	// an ID and a correlation ID, logs it, and validates it before its
 	// handler runs it on the Todo aggregate.
-	todos, err := todo.NewRepository(a.store)
+	todos, err := todo.NewRepository(a.store, aggregate.Options{SnapshotEvery: snapshotEvery, Logger: a.logger})
 	if err != nil {
 		return nil, err
 	}
-	a.commands = command.NewDispatcher()
+	a.commands = new(command.Dispatcher)
 	a.commands.Use(command.Correlation(nil), command.Logging(a.logger), command.Validation())
 	if err := todo.HandleCommands(a.commands, todos); err != nil {
 		return nil, err

@@ -145,34 +145,35 @@ func firstError(errs ...error) error {
 type Repository = aggregate.Repository[Todo]
 
 // NewRepository returns the repository of Todos in store, each in the stream
-// named by StreamID.
-func NewRepository(store aggregate.Store) (*Repository, error) {
-	return aggregate.NewRepository[Todo](store, AggregateType, aggregate.Options{StreamID: StreamID})
+// named by StreamID. opts may turn snapshots on (SnapshotEvery; the schema
+// version is SnapshotSchemaVersion) and give the repository its logger;
+// their StreamID and SnapshotSchemaVersion are set here.
+func NewRepository(store aggregate.Store, opts aggregate.Options) (*Repository, error) {
+	opts.StreamID = StreamID
+	opts.SnapshotSchemaVersion = SnapshotSchemaVersion
+	return aggregate.NewRepository[Todo](store, AggregateType, opts)
 }
 
 // HandleCommands registers the handlers of the four commands with d. Each
 // runs its command on the todo with command.Execute: load, decide, save,
 // and on a concurrency conflict (another request saved the todo in
 // between) load and decide again, a few times, before it gives up with an
-// error matching event.ErrVersionConflict.
+// error matching event.ErrVersionConflict. Each returns what it wrote, so
+// the dispatcher's caller learns the position of the command's events.
 func HandleCommands(d *command.Dispatcher, todos command.Repository[Todo]) error {
 	var opts command.ExecuteOptions // the defaults: 5 attempts, jittered backoff
 	return firstError(
-		command.Handle(d, func(ctx context.Context, c Add) error {
-			_, err := command.Execute(ctx, todos, c.ID, func(t *Todo) error { return t.Add(c) }, opts)
-			return err
+		command.Handle(d, func(ctx context.Context, c Add) (command.Result, error) {
+			return command.Execute(ctx, todos, c.ID, func(t *Todo) error { return t.Add(c) }, opts)
 		}),
-		command.Handle(d, func(ctx context.Context, c Amend) error {
-			_, err := command.Execute(ctx, todos, c.ID, func(t *Todo) error { return t.Amend(c) }, opts)
-			return err
+		command.Handle(d, func(ctx context.Context, c Amend) (command.Result, error) {
+			return command.Execute(ctx, todos, c.ID, func(t *Todo) error { return t.Amend(c) }, opts)
 		}),
-		command.Handle(d, func(ctx context.Context, c Complete) error {
-			_, err := command.Execute(ctx, todos, c.ID, func(t *Todo) error { return t.Complete(c) }, opts)
-			return err
+		command.Handle(d, func(ctx context.Context, c Complete) (command.Result, error) {
+			return command.Execute(ctx, todos, c.ID, func(t *Todo) error { return t.Complete(c) }, opts)
 		}),
-		command.Handle(d, func(ctx context.Context, c Abandon) error {
-			_, err := command.Execute(ctx, todos, c.ID, func(t *Todo) error { return t.Abandon(c) }, opts)
-			return err
+		command.Handle(d, func(ctx context.Context, c Abandon) (command.Result, error) {
+			return command.Execute(ctx, todos, c.ID, func(t *Todo) error { return t.Abandon(c) }, opts)
 		}),
 	)
 }

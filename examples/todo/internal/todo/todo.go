@@ -10,6 +10,7 @@
 package todo
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -66,7 +67,7 @@ func (t *Todo) Add(c Add) error {
 		return t.reject(ErrAlreadyExists)
 	}
 	title, _ := c.Title.Get()
-	return t.Apply(Added{
+	return aggregate.Apply(t, Added{
 		Title:            title,
 		Description:      c.Description,
 		DueDate:          c.DueDate,
@@ -84,7 +85,7 @@ func (t *Todo) Amend(c Amend) error {
 	case t.abandoned:
 		return t.reject(ErrIsAbandoned)
 	}
-	return t.Apply(Amended{
+	return aggregate.Apply(t, Amended{
 		Title:            c.Title,
 		Description:      c.Description,
 		DueDate:          c.DueDate,
@@ -98,7 +99,7 @@ func (t *Todo) Complete(c Complete) error {
 		return err
 	}
 	on, _ := c.CompletedOn.Get()
-	return t.Apply(Completed{CompletedOn: on})
+	return aggregate.Apply(t, Completed{CompletedOn: on})
 }
 
 // Abandon records that an outstanding todo will not be done.
@@ -107,7 +108,7 @@ func (t *Todo) Abandon(c Abandon) error {
 		return err
 	}
 	on, _ := c.AbandonedOn.Get()
-	return t.Apply(Abandoned{AbandonedOn: on})
+	return aggregate.Apply(t, Abandoned{AbandonedOn: on})
 }
 
 func (t *Todo) checkOutstanding() error {
@@ -123,3 +124,32 @@ func (t *Todo) checkOutstanding() error {
 }
 
 func (t *Todo) reject(reason error) error { return &RejectedError{ID: t.ID(), Reason: reason} }
+
+// SnapshotSchemaVersion is the version of the shape of a Todo's snapshot
+// (todoState below): change it whenever that shape changes.
+const SnapshotSchemaVersion = 1
+
+// todoState is a Todo's state in a snapshot: all of it.
+type todoState struct {
+	Added     bool `json:"added"`
+	Completed bool `json:"completed"`
+	Abandoned bool `json:"abandoned"`
+}
+
+// MarshalSnapshot writes the todo's state for a snapshot, making Todo an
+// aggregate.Snapshotter.
+func (t *Todo) MarshalSnapshot() ([]byte, error) {
+	return json.Marshal(todoState{Added: t.added, Completed: t.completed, Abandoned: t.abandoned})
+}
+
+// UnmarshalSnapshot restores the state written by MarshalSnapshot.
+func (t *Todo) UnmarshalSnapshot(data []byte) error {
+	var s todoState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	t.added, t.completed, t.abandoned = s.Added, s.Completed, s.Abandoned
+	return nil
+}
+
+var _ aggregate.Snapshotter = (*Todo)(nil)

@@ -99,7 +99,7 @@ func TestTodo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := agg.Apply(tt.given...); err != nil {
+			if err := aggregate.Apply(agg, tt.given...); err != nil {
 				t.Fatal(err)
 			}
 			before := len(agg.Changes())

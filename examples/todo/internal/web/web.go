@@ -31,7 +31,7 @@ import (
 // Dispatcher sends commands to their handlers. *command.Dispatcher
 // implements it.
 type Dispatcher interface {
-	Dispatch(ctx context.Context, cmd any) error
+	Dispatch(ctx context.Context, cmd any) (command.Result, error)
 }
 
 // Options configures the handler. The zero value works.
@@ -179,7 +179,7 @@ func (s *server) command(newCommand func(id string, b body) (any, error), succes
 		if c := r.Header.Get("X-Correlation-ID"); c != "" {
 			ctx = command.WithCorrelationID(ctx, c)
 		}
-		if err := s.commands.Dispatch(ctx, cmd); err != nil {
+		if _, err := s.commands.Dispatch(ctx, cmd); err != nil {
 			s.fail(w, r, id, err)
 			return
 		}

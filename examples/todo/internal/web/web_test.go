@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnhq/cairn/command"
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/examples/todo/internal/todo"
 	"github.com/cairnhq/cairn/examples/todo/internal/web"
@@ -23,9 +24,9 @@ type dispatcher struct {
 	err      error
 }
 
-func (d *dispatcher) Dispatch(ctx context.Context, cmd any) error {
+func (d *dispatcher) Dispatch(ctx context.Context, cmd any) (command.Result, error) {
 	d.commands = append(d.commands, cmd)
-	return d.err
+	return command.Result{}, d.err
 }
 
 const id = "6f1d7e2a-1111-4c1e-9a6b-123456789abc"
@@ -34,7 +35,7 @@ const id = "6f1d7e2a-1111-4c1e-9a6b-123456789abc"
 // app's own tests cover them end to end, except those that are hard to
 // provoke there.
 func TestErrorAnswers(t *testing.T) {
-	conflict := fmt.Errorf("command: execute on %q: gave up after 5 attempts: %w", id,
+	conflict := fmt.Errorf("command: gave up after 5 attempts: aggregate: save: %w",
 		&event.VersionConflictError{StreamID: todo.StreamID(id), Expected: event.Exact(1), Actual: 2})
 	tests := []struct {
 		name   string
