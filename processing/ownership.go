@@ -144,7 +144,8 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 		var wg sync.WaitGroup
 		wg.Go(func() { p.heartbeat(runCtx, cancel, o, l, log) })
 		r := run{p: p, types: types, epoch: l.epoch, owned: true}
-		err := r.loop(runCtx, log)
+		failed := r.loop(runCtx, log) // nil when runCtx ended; errLeaseLost when fenced
+		err := failed
 		if err == nil {
 			err = context.Cause(runCtx) // nil, ctx's error, or errLeaseLost
 		}
@@ -158,14 +159,17 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 		rcancel()
 
 		switch {
+		case failed != nil && !errors.Is(failed, errLeaseLost):
+			// The error handler gave up (state Failed, logged by loop):
+			// that is the run's result even if ctx ended meanwhile,
+			// during the release.
+			return failed
 		case ctx.Err() != nil:
 			p.update(func(s *Status) { s.State = Stopped })
 			return nil
 		case errors.Is(err, errLeaseLost):
 			log.WarnContext(ctx, "event processor lease lost; standing by", "epoch", l.epoch, "error", err)
 			p.update(func(s *Status) { s.Owner = "" })
-		case err != nil:
-			return err // Failed, logged by loop
 		}
 	}
 }

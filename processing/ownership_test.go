@@ -185,3 +185,29 @@ func TestOwnershipValidate(t *testing.T) {
 		t.Errorf("zero Ownership: Validate() = %v, want nil", err)
 	}
 }
+
+// TestOwnedFailureWinsOverStop checks that an owned run whose error
+// handler gives up returns that failure even when its context ends right
+// after (here: from the OnError callback, before the lease is released).
+// It used to return nil, and a runner lost the failing processor's error.
+func TestOwnedFailureWinsOverStop(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		s := testkit.DomainStore(t, testdb.New(t, kind).Gorm)
+		testkit.MustAppend(t, s, "a-1", event.Any, []any{testkit.Deposited{Amount: 1}})
+		errPoison := errors.New("poison")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		rec := &recorder{fail: func(event.Event) error { return errPoison }}
+		p := newProcessor(t, s, "failing", rec, processing.Options{
+			ErrorHandler: processing.NoRetry{},
+			OnError:      func(processing.Failure) { cancel() },
+		})
+		err := p.RunOwned(ctx, processing.Ownership{Owner: "me"})
+		if !errors.Is(err, errPoison) {
+			t.Fatalf("RunOwned() = %v, want the handler's error %v", err, errPoison)
+		}
+		if st := p.Status(); st.State != processing.Failed {
+			t.Errorf("Status() = %+v, want failed", st)
+		}
+	})
+}
