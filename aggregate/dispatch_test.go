@@ -169,6 +169,7 @@ type Secret struct{}
 
 type Unexported struct{ aggregate.Root }
 
+//lint:ignore U1000 an unexported handler name is the mistake under test
 func (u *Unexported) onSecret(Secret) {}
 
 type WrongResult struct{ aggregate.Root }
@@ -201,6 +202,7 @@ type ValueReceiver struct {
 	Title string
 }
 
+//lint:ignore SA4005 a value receiver that loses the state it sets is the mistake under test
 func (v ValueReceiver) OnTodoAdded(e TodoAdded) { v.Title = e.Title }
 
 // TestBadHandlers checks that each broken aggregate type is refused with

@@ -54,14 +54,14 @@ func runWorkload(ctx context.Context, cfg config, w workload, t target, log io.W
 	for run := 1; run <= cfg.runs; run++ {
 		c, err := measureOnce(ctx, t, w.cairn, cfg.sizes)
 		if err != nil {
-			return result{}, fmt.Errorf("Cairn: %w", err)
+			return result{}, fmt.Errorf("measuring Cairn: %w", err)
 		}
 		cairn = append(cairn, c)
 		line := fmt.Sprintf("%s %s run %d/%d: Cairn %s", w.id, t.name, run, cfg.runs, format(c.value))
 		if w.floor != nil {
 			f, err := measureOnce(ctx, t, w.floor, cfg.sizes)
 			if err != nil {
-				return result{}, fmt.Errorf("floor: %w", err)
+				return result{}, fmt.Errorf("measuring the floor: %w", err)
 			}
 			floor = append(floor, f)
 			line += fmt.Sprintf(", floor %s", format(f.value))
