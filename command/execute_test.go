@@ -289,7 +289,7 @@ func TestExecuteErrorText(t *testing.T) {
 		if !strings.HasPrefix(msg, "command: gave up after 2 attempts: aggregate: save: ") {
 			t.Errorf("Execute = %q, want it to start with the command's and the repository's words", msg)
 		}
-		for _, s := range []string{"command:", "aggregate:", "event:"} {
+		for _, s := range []string{"command:", "aggregate:", "eventstore:", "event:", `"counter-1"`} {
 			if n := strings.Count(msg, s); n != 1 {
 				t.Errorf("%q says %q %d times, want once", msg, s, n)
 			}
