@@ -18,7 +18,10 @@
 //     name the stream and the expected and actual versions;
 //   - bad input to every call is an error that writes nothing;
 //   - stream IDs match byte for byte, and data and metadata (a MiB of
-//     data, NUL, invalid UTF-8) read back exactly as appended;
+//     data, NUL) read back exactly as appended; strings of data or
+//     metadata that are not valid UTF-8 are refused with
+//     eventstore.ErrInvalidArgument, writing nothing, or read back byte
+//     for byte;
 //   - idempotent appends: the same event IDs at the same place are a
 //     no-op, anywhere else an error, also when retried concurrently;
 //   - atomic appends: a rejected append writes nothing, even in a batch it
