@@ -68,17 +68,21 @@ func newConnDB(t *testing.T) connDB {
 
 // open opens a store on the database, through addr when it is not empty
 // (a proxy), with the test's application_name. The store's tables are
-// created through a direct connection first.
+// created through a direct connection first. Through a proxy, the
+// connections use pgx's default query mode whatever the DSN of the
+// environment says: the proxy finds the COMMIT of a write transaction by
+// the name pgx gives the cached statement (see commitBind).
 func (d connDB) open(t *testing.T, addr string) *eventstore.Store {
 	t.Helper()
 	u, err := url.Parse(d.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
+	q := u.Query()
 	if addr != "" {
 		u.Host = addr
+		q.Set("default_query_exec_mode", "cache_statement")
 	}
-	q := u.Query()
 	q.Set("application_name", d.app)
 	u.RawQuery = q.Encode()
 	g, err := eventstore.OpenPostgres(u.String())

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -226,7 +227,7 @@ func (d *postgresDialect) write(ctx context.Context, in writeInput, decide func(
 		}
 		b.Queue(d.streamStates, in.streams)
 		if len(in.ids) > 0 {
-			b.Queue("SELECT event_id, stream_id, version FROM "+t.events+" WHERE event_id = ANY($1)", in.ids)
+			b.Queue("SELECT event_id, stream_id, version FROM "+t.events+" WHERE event_id = ANY($1::uuid[])", pgUUIDs(in.ids))
 		}
 		states := make(map[string]streamState, len(in.streams))
 		found := map[uuid.UUID]storedID{}
@@ -272,7 +273,7 @@ func (d *postgresDialect) write(ctx context.Context, in writeInput, decide func(
 		}
 
 		n := len(plan.rows)
-		ids := make([]uuid.UUID, n)
+		ids := make([]pgtype.UUID, n)
 		streams := make([]string, n)
 		versions := make([]int64, n)
 		types := make([]string, n)
@@ -284,7 +285,7 @@ func (d *postgresDialect) write(ctx context.Context, in writeInput, decide func(
 		byID := make(map[uuid.UUID]*pendingEvent, n)
 		for i, row := range plan.rows {
 			ev := row.ev
-			ids[i], streams[i], versions[i] = ev.id, row.req.stream, ev.version
+			ids[i], streams[i], versions[i] = pgUUID(ev.id), row.req.stream, ev.version
 			types[i], schemas[i], datas[i] = ev.typ, int32(ev.schema), ev.data
 			metas[i], causes[i], corrs[i] = row.req.metaJSON, row.req.causation, row.req.correlation
 			byID[ev.id] = ev
@@ -473,7 +474,7 @@ func (d *postgresDialect) writeDirect(ctx context.Context, live []*request) erro
 	}
 	evReq := make([]int32, 0, total)
 	offsets := make([]int64, 0, total)
-	ids := make([]uuid.UUID, 0, total)
+	ids := make([]pgtype.UUID, 0, total)
 	types := make([]string, 0, total)
 	schemas := make([]int32, 0, total)
 	datas := make([][]byte, 0, total)
@@ -487,7 +488,7 @@ func (d *postgresDialect) writeDirect(ctx context.Context, live []*request) erro
 			ev.position, ev.version = 0, 0 // unset: not inserted
 			evReq = append(evReq, int32(i))
 			offsets = append(offsets, int64(j+1))
-			ids = append(ids, ev.id)
+			ids = append(ids, pgUUID(ev.id))
 			types = append(types, ev.typ)
 			schemas = append(schemas, int32(ev.schema))
 			datas = append(datas, ev.data)
@@ -588,4 +589,20 @@ func streamStatesSQL(t tables) string {
 	return `SELECT s.id, (SELECT e.version FROM ` + t.events + ` e WHERE e.stream_id = s.id ORDER BY e.version DESC LIMIT 1),
 		EXISTS (SELECT 1 FROM ` + t.streams + ` d WHERE d.stream_id = s.id AND d.deleted)
 		FROM unnest($1::text[]) AS s(id)`
+}
+
+// pgUUID returns id as a pgtype.UUID. Event IDs are bound as pgtype
+// values, whose PostgreSQL type pgx knows without asking the server: in
+// the query modes that do not describe statements (pgx's
+// default_query_exec_mode exec and simple_protocol, common behind
+// poolers) a []uuid.UUID cannot be encoded at all.
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
+
+// pgUUIDs returns ids as pgtype.UUIDs (see pgUUID).
+func pgUUIDs(ids []uuid.UUID) []pgtype.UUID {
+	out := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		out[i] = pgUUID(id)
+	}
+	return out
 }

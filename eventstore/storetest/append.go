@@ -370,6 +370,38 @@ func testRoundTrip(t *testing.T, s *suite) {
 		testkit.CheckEvents(t, "ReadStream(nul)", testkit.MustCollect(t, "ReadStream", st.ReadStream(ctx, "nul", 0, 0)), got)
 	})
 
+	// Event data holding a string that is not valid UTF-8 (which the JSON
+	// codec would replace with U+FFFD) is refused, and the whole append
+	// with it, or stored as given: what Append returns is what a reader
+	// gets, byte for byte.
+	t.Run("invalid_UTF-8_data_is_refused_or_kept", func(t *testing.T) {
+		for i, text := range []string{"a\xffb", "\xc3", "ok\xed\xa0\x80"} {
+			stream := fmt.Sprintf("data-%d", i)
+			got, err := st.Append(ctx, stream, event.NoStream, []any{testkit.Noted{Text: "valid"}, testkit.Noted{Text: text}})
+			if errors.Is(err, eventstore.ErrInvalidArgument) {
+				if got != nil {
+					t.Errorf("Append(data %q) returned events %v with its error", text, got)
+				}
+				if v := testkit.StreamVersion(t, st, stream); v != 0 {
+					t.Errorf("StreamVersion(%q) = %d after a refused append, want 0", stream, v)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("Append(data %q) = %v, want nil or ErrInvalidArgument", text, err)
+			}
+			if n, ok := got[1].Data.(testkit.Noted); !ok || n.Text != text {
+				t.Errorf("Append(data %q) returned data %q, want the bytes appended", text, got[1].Data)
+			}
+			read, err := st.ReadEvent(ctx, stream, 2)
+			if err != nil {
+				t.Fatalf("ReadEvent(%q, 2) = %v", stream, err)
+			}
+			testkit.CheckEvents(t, fmt.Sprintf("ReadEvent(%q, 2)", stream), []event.Event{read}, got[1:])
+			testkit.CheckEvents(t, fmt.Sprintf("ReadStream(%q)", stream), testkit.MustCollect(t, "ReadStream", st.ReadStream(ctx, stream, 0, 0)), got)
+		}
+	})
+
 	// Metadata that is not valid UTF-8 is refused like a stream ID that is
 	// not, or stored as given: what Append returns is what a reader gets.
 	t.Run("invalid_UTF-8_metadata_is_refused_or_kept", func(t *testing.T) {

@@ -18,7 +18,10 @@
 //     name the stream and the expected and actual versions;
 //   - bad input to every call is an error that writes nothing;
 //   - stream IDs match byte for byte, and data and metadata (a MiB of
-//     data, NUL, invalid UTF-8) read back exactly as appended;
+//     data, NUL) read back exactly as appended; strings of data or
+//     metadata that are not valid UTF-8 are refused with
+//     eventstore.ErrInvalidArgument, writing nothing, or read back byte
+//     for byte;
 //   - idempotent appends: the same event IDs at the same place are a
 //     no-op, anywhere else an error, also when retried concurrently;
 //   - atomic appends: a rejected append writes nothing, even in a batch it
@@ -89,13 +92,15 @@
 //     DATABASE through a direct connection, DROP DATABASE … WITH (FORCE)
 //     when the test ends) that the pooler routes, or set the schema in a
 //     way your pooler keeps.
-//   - In transaction mode, server-side prepared statements need a pooler
-//     that keeps track of them (PgBouncer 1.21 or later with
-//     max_prepared_statements set). pgx's default_query_exec_mode DSN
-//     setting changes how statements are sent, but the store needs the
-//     parameter types from the server: the suite fails at once with exec
-//     and simple_protocol, and passes with describe_exec and
-//     cache_describe on a plain server. LISTEN cannot work in
+//   - In transaction mode, pgx's default (cache_statement) keeps
+//     server-side prepared statements, which need a pooler that keeps
+//     track of them (PgBouncer 1.21 or later with max_prepared_statements
+//     set). Otherwise set pgx's default_query_exec_mode in the DSN to
+//     exec or simple_protocol, which prepare nothing on the server: the
+//     store binds every parameter as a type pgx knows without asking the
+//     server, so the suite passes in all five modes (cache_statement,
+//     cache_describe, describe_exec, exec, simple_protocol), and Cairn's
+//     own tests run it in exec and simple_protocol. LISTEN cannot work in
 //     transaction mode, so live subscriptions find new events by polling
 //     (eventstore.Options.PollInterval); the suite checks that nothing is
 //     lost or reordered either way, not how soon events arrive.

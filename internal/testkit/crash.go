@@ -22,27 +22,48 @@ const (
 type CrashOptions struct {
 	// Kind and DSN name the database the child opens in [CrashChild].
 	Kind, DSN string
-	// Processor is the name of the processor the child runs, on a store
-	// with the default table prefix: its saved position is logged after
-	// each kill.
+	// Processor is the name of the processor the child runs on the
+	// store: KillRepeatedly watches its saved position. The child's work
+	// is the events up to the head of the store when it starts.
 	Processor string
 	// Kills is how many times a child is started and killed.
 	Kills int
-	// MaxPause bounds the random time each child runs before it is
-	// killed.
+	// MaxPause bounds the random time each child runs, once it has
+	// done part of its work, before it is killed.
 	MaxPause time.Duration
 	// AfterKill, if set, is called after each kill, before the next child
-	// starts: to append more events, say.
-	AfterKill func()
+	// starts: to check what the child left behind, or to append more
+	// events.
+	AfterKill func(Kill)
 }
+
+// Kill is what [KillRepeatedly] knows after it killed a child.
+type Kill struct {
+	// N counts the kills from 1.
+	N int
+	// Start is the processor's saved position when the child started,
+	// Position its saved position after the kill and Head the store's
+	// head after the kill.
+	Start, Position, Head int64
+}
+
+// workTimeout bounds the time a child of KillRepeatedly may take to do
+// part of its work.
+const workTimeout = 2 * time.Minute
 
 // KillRepeatedly is the parent's side of a processor crash test. o.Kills
 // times, it starts the test binary's TestHelperProcess as a child process
-// and waits until it is ready, lets it run for a random time of up to
-// o.MaxPause, kills it with SIGKILL and waits for it, logs the position
-// saved for o.Processor and the head of s (failing t if the processor has
-// no saved position), and calls o.AfterKill. The child's standard error
-// goes to this process's.
+// and waits until it is ready and has done part of its work: until the
+// saved position of o.Processor has reached a random target in the first
+// quarter of the way from where it was to the head of s. Then it lets the
+// child run for a random time of up to o.MaxPause, kills it with SIGKILL
+// and waits for it, logs the saved position and the head, and calls
+// o.AfterKill. Waiting for the work, not for a time, makes every kill land
+// while the child works however long it takes to start (a cold PostgreSQL
+// connection, the race detector) and however fast it then goes; the
+// caller keeps o.MaxPause short next to the work left (a quarter of it
+// was done at most), and checks in AfterKill that work was left. The
+// child's standard error goes to this process's.
 //
 // The child's side, in the same test binary:
 //
@@ -53,24 +74,50 @@ type CrashOptions struct {
 //	}
 func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 	t.Helper()
+	// Create the processor's row, so that reading its position is a
+	// read: a write would wait for the child's writes to SQLite.
+	if _, _, err := s.LoadPosition(t.Context(), o.Processor); err != nil {
+		t.Fatalf("position of %s: %v", o.Processor, err)
+	}
+	position := func(when string) int64 {
+		t.Helper()
+		_, pos, err := s.LeaseHolder(t.Context(), o.Processor)
+		if err != nil {
+			t.Fatalf("position of %s %s: %v", o.Processor, when, err)
+		}
+		return pos
+	}
 	for i := range o.Kills {
+		start, head := position("before a child starts"), Head(t, s)
+		if head <= start {
+			t.Fatalf("kill %d: no work for the child: position %d, head %d", i+1, start, head)
+		}
 		c := StartChild(t, ChildOptions{
 			Run:    "^TestHelperProcess$",
 			Env:    []string{envCrashKind + "=" + o.Kind, envCrashDSN + "=" + o.DSN},
 			Stderr: os.Stderr,
 		})
+		target := start + 1 + rand.Int64N(max(1, (head-start)/4))
+		deadline := time.Now().Add(workTimeout)
+		for pos := start; pos < target; pos = position("while a child works") {
+			select {
+			case <-c.Done():
+				t.Fatalf("child %d ended before it reached position %d: %v", i+1, target, c.Wait())
+			case <-time.After(2 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("child %d did not reach position %d within %v: position %d", i+1, target, workTimeout, pos)
+			}
+		}
 		time.Sleep(time.Duration(rand.Int64N(int64(o.MaxPause))))
 		if err := c.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		c.Wait()
-		var pos int64
-		if err := s.DB().Raw(`SELECT position FROM cairn_processor_positions WHERE name = ?`, o.Processor).Row().Scan(&pos); err != nil {
-			t.Fatalf("position of %s after kill %d: %v", o.Processor, i+1, err)
-		}
-		t.Logf("kill %d: position %d of %d", i+1, pos, Head(t, s))
+		k := Kill{N: i + 1, Start: start, Position: position("after a kill"), Head: Head(t, s)}
+		t.Logf("kill %d: position %d (from %d) of %d", k.N, k.Position, k.Start, k.Head)
 		if o.AfterKill != nil {
-			o.AfterKill()
+			o.AfterKill(k)
 		}
 	}
 }
