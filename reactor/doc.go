@@ -30,4 +30,13 @@
 // same place, as a no-op. Emitted events also carry the triggering event's
 // ID as causation ID and its correlation ID (or, when it has none, its ID)
 // as correlation ID.
+//
+// # Reset
+//
+// A Reactor is a [processing.Processor] (it embeds one), so it has
+// [processing.Processor.Reset]: the next run starts again from the first
+// event and repeats every side effect since (the events it emits are
+// still stored once). That is rarely what an operator wants of a reactor;
+// reset projectors, whose handlers are exactly-once, and leave reactors
+// where they are.
 package reactor
