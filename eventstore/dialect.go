@@ -77,6 +77,9 @@ type queries struct {
 	renewLease     string
 	releaseLease   string
 	leaseHolder    string
+	listPositions  string
+	setFailure     string
+	setPaused      string
 }
 
 // newQueries builds the shared query texts. p is the dialect's bind
@@ -113,21 +116,29 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		" WHERE name = " + p(2) + " AND owner = " + p(3) + " AND epoch = " + p(4)
 	q.releaseLease = "UPDATE " + pt + " SET owner = '', lease_until = 0 WHERE name = " + p(1) + " AND owner = " + p(2) + " AND epoch = " + p(3)
 	q.leaseHolder = "SELECT CASE WHEN lease_until > " + nowMillis + " THEN owner ELSE '' END, position FROM " + pt + " WHERE name = " + p(1)
+	q.listPositions = "SELECT name, position, epoch, CASE WHEN lease_until > " + nowMillis + " THEN owner ELSE '' END, " +
+		"CASE WHEN lease_until > " + nowMillis + " THEN lease_until ELSE 0 END, paused, last_error, failed_at FROM " + pt + " ORDER BY name"
+	q.setFailure = "UPDATE " + pt + " SET last_error = " + p(2) + ", failed_at = CASE WHEN " + p(2) + " = '' THEN 0 ELSE " + nowMillis + " END WHERE name = " + p(1)
+	q.setPaused = "UPDATE " + pt + " SET paused = " + p(2) + " WHERE name = " + p(1)
 	return q
 }
 
 // positionsSchema is the DDL of the processor positions table, the same on
 // both databases: one row per processor name, with the position of the
 // last event it has fully handled, the epoch every position update checks,
-// and the lease (owner and expiry, in milliseconds of the database's
-// clock).
+// the lease (owner and expiry, in milliseconds of the database's clock),
+// whether an operator paused it (0 or 1), and the error it last stopped
+// with (” when none) with when, in milliseconds of the database's clock.
 func positionsSchema(t tables) string {
 	return `CREATE TABLE IF NOT EXISTS ` + t.positions + ` (
 			name text PRIMARY KEY,
 			position bigint NOT NULL DEFAULT 0,
 			epoch bigint NOT NULL DEFAULT 0,
 			owner text NOT NULL DEFAULT '',
-			lease_until bigint NOT NULL DEFAULT 0
+			lease_until bigint NOT NULL DEFAULT 0,
+			paused integer NOT NULL DEFAULT 0,
+			last_error text NOT NULL DEFAULT '',
+			failed_at bigint NOT NULL DEFAULT 0
 		)`
 }
 
