@@ -26,9 +26,12 @@ const postgresNowMillis = `CAST(extract(epoch FROM clock_timestamp()) * 1000 AS 
 
 func newPostgresDialect(db *sql.DB, t tables, opts Options) *postgresDialect {
 	p := func(n int) string { return "$" + strconv.Itoa(n) }
+	q := newQueries(t, p, "true", postgresNowMillis)
+	q.pv.lock = "LOCK TABLE " + t.projectionVersions + " IN SHARE ROW EXCLUSIVE MODE"
+	q.pv.isTable = "SELECT count(*) FROM pg_class WHERE oid = to_regclass($1) AND relkind IN ('r', 'p')"
 	return &postgresDialect{
 		db:           db,
-		q:            newQueries(t, p, "true", postgresNowMillis),
+		q:            q,
 		now:          opts.Now,
 		writeTimeout: opts.WriteTimeout,
 		names:        pgNames{db: db, prefix: opts.TablePrefix},
