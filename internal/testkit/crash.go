@@ -35,6 +35,9 @@ type CrashOptions struct {
 	// starts: to check what the child left behind, or to append more
 	// events.
 	AfterKill func(Kill)
+	// Env is added to the children's environment: to tell a
+	// TestHelperProcess shared by several crash tests which one it plays.
+	Env []string
 }
 
 // Kill is what [KillRepeatedly] knows after it killed a child.
@@ -94,7 +97,7 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 		}
 		c := StartChild(t, ChildOptions{
 			Run:    "^TestHelperProcess$",
-			Env:    []string{envCrashKind + "=" + o.Kind, envCrashDSN + "=" + o.DSN},
+			Env:    append(CrashEnv(o.Kind, o.DSN), o.Env...),
 			Stderr: os.Stderr,
 		})
 		target := start + 1 + rand.Int64N(max(1, (head-start)/4))
@@ -120,6 +123,13 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 			o.AfterKill(k)
 		}
 	}
+}
+
+// CrashEnv returns the environment that makes [CrashChild] open the
+// database of the given kind at dsn: for a crash test that starts its
+// children itself with [StartChild] (to kill one at a moment it chooses).
+func CrashEnv(kind, dsn string) []string {
+	return []string{envCrashKind + "=" + kind, envCrashDSN + "=" + dsn}
 }
 
 // CrashChild is the child's side of [KillRepeatedly], called first in
