@@ -426,8 +426,9 @@ func (s *Store) RetireProjectionVersionTx(ctx context.Context, tx *gorm.DB, proj
 //     new one has not yet, which read returns: read(after, limit, types)
 //     is [Store.ReadBatch] in tx, up to P — and save the builder's
 //     position there, and returns the new version's position Q ≥ P;
-//  4. it moves the active processor's position to Q, retires the active
-//     version, makes label active and points the views at its tables.
+//  4. it moves the active processor's position to Q, removes the
+//     builder's position row, retires the active version, makes label
+//     active and points the views at its tables.
 //
 // When tx commits, every query through the views sees the new version,
 // complete to Q, and the processor that follows the active version goes
@@ -474,6 +475,13 @@ func (s *Store) SwapProjectionVersionTx(ctx context.Context, tx *gorm.DB, projec
 	}
 	if _, err := c.ExecContext(ctx, s.q.pv.setPosition, projector, to); err != nil {
 		return fail(err)
+	}
+	if build.Builder != "" && build.Builder != projector {
+		// The builder's work is done: its position lives on as the
+		// projector's.
+		if _, err := c.ExecContext(ctx, s.q.pv.deletePosition, build.Builder); err != nil {
+			return fail(err)
+		}
 	}
 	var from []string
 	if active != nil {

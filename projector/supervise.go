@@ -86,6 +86,10 @@ func (p *Projector) Building() (b processing.Build, ok bool) {
 	return processing.Build{Version: int(cur.version), Label: cur.label, Status: cur.proc.Status()}, true
 }
 
+// warnEvery bounds how often a supervisor that keeps failing (its database
+// out of reach, say) says so.
+const warnEvery = 30 * time.Second
+
 // runEnd is the end of a run of the follower (b nil) or of a build.
 type runEnd struct {
 	b     *build
@@ -120,9 +124,13 @@ func (p *Projector) supervise(ctx context.Context, o processing.Ownership) error
 	s := supervisor{p: p, o: o, ctx: ctx, wg: &wg, ends: ends}
 	poll := time.NewTicker(v.poll)
 	defer poll.Stop()
+	var warned time.Time // the last warning of a failing reconcile
 	for {
-		if err := s.reconcile(); err != nil && ctx.Err() == nil {
-			v.log.WarnContext(ctx, "projector cannot bring its versions up to date; retrying", "error", err, "retry_in", v.poll)
+		if err := s.reconcile(); err != nil && ctx.Err() == nil && time.Since(warned) >= warnEvery {
+			warned = time.Now()
+			v.log.WarnContext(ctx, "projector cannot bring its versions up to date; retrying", "error", err, "retry_every", v.poll)
+		} else if err == nil {
+			warned = time.Time{}
 		}
 		select {
 		case <-ctx.Done():

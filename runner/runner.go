@@ -134,6 +134,8 @@ type proc struct {
 	lastLog  time.Time
 	// reportedLive: the sampler has last seen it live.
 	reportedLive bool
+	// build is what the sampler saw of its rebuild (see rebuild.go).
+	build buildSample
 }
 
 // New returns a runner of the given processors, which must have distinct

@@ -59,6 +59,9 @@ type ProcessorStatus struct {
 	// LastError is the latest failure, kept after the processor recovers;
 	// nil if it never failed. In JSON, its message or null.
 	LastError error `json:"-"`
+	// Rebuild is the progress of the new version a versioned projector
+	// builds beside the active one; nil (null) when none is being built.
+	Rebuild *RebuildStatus `json:"rebuild"`
 }
 
 // MarshalJSON encodes s with its LastError as a string.
@@ -160,6 +163,7 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 			s.LastError = pr.err
 		}
 	}
+	s.Rebuild = r.rebuildOf(pr)
 	return s
 }
 
@@ -200,6 +204,7 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 				pr.rate = max(float64(ps.Position-pr.lastPos), 0) / dt
 			}
 			pr.lastPos, pr.lastAt = ps.Position, now
+			r.sampleRebuild(ctx, log, pr, ps.Name, now)
 			s := r.statusOf(pr, ps)
 			wasLive := pr.reportedLive
 			pr.reportedLive = s.State == Live
