@@ -109,8 +109,12 @@ func runEvents(ctx context.Context, c *cli, args []string) error {
 		f.StreamID = args[0]
 		// A deleted or misspelt stream says so, rather than printing
 		// nothing.
-		if _, err := c.store.StreamVersion(ctx, f.StreamID); err != nil {
+		v, err := c.store.StreamVersion(ctx, f.StreamID)
+		if err != nil {
 			return err
+		}
+		if v == 0 && !c.o.follow {
+			return fmt.Errorf("stream %q has no events", f.StreamID)
 		}
 	}
 	var seq iter.Seq2[eventstore.RawEvent, error]
