@@ -47,6 +47,12 @@ func TestSmoke(t *testing.T) {
 		case r.cairn.median <= 0 || r.floor.median <= 0 || ratio(r.cairn, r.floor) <= 0:
 			t.Errorf("%s: Cairn %v, floor %v, want both positive", name, r.cairn.median, r.floor.median)
 		}
+		if r.workload.schemaFloor != nil && r.schemaFloor.median <= 0 {
+			t.Errorf("%s: same-schema floor %v, want positive", name, r.schemaFloor.median)
+		}
+		if r.workload.check && r.workload.schemaFloor != nil && r.schemaFloor.check != "ok" {
+			t.Errorf("%s: versions check of the same-schema floor %q, want ok", name, r.schemaFloor.check)
+		}
 		for _, x := range r.workload.extras {
 			if v, ok := r.cairn.extras[x.key]; !x.floorOnly && (!ok || v <= 0) {
 				t.Errorf("%s: Cairn's %s is %v, want positive", name, x.label, v)
