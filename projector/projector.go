@@ -219,6 +219,15 @@ func (p *Projector) Reset(ctx context.Context) error {
 		return fmt.Errorf("projector: reset %s: %w", p.Name(), processing.ErrRunning)
 	}
 	err := p.store.Transaction(ctx, func(tx *gorm.DB) error {
+		// The position first: it waits for a batch of a running owner
+		// that has updated the position row, and fences the rest; the
+		// deletes then see that batch's rows. Deleting first would miss
+		// the rows of a batch committing meanwhile (PostgreSQL).
+		if err := p.ResetWith(ctx, func(ctx context.Context, name string) error {
+			return p.store.ResetPositionTx(ctx, tx, name)
+		}); err != nil {
+			return err
+		}
 		tables, err := p.activeTables(ctx, tx)
 		if err != nil {
 			return err
@@ -228,9 +237,7 @@ func (p *Projector) Reset(ctx context.Context) error {
 				return fmt.Errorf("delete from %s: %w", t, err)
 			}
 		}
-		return p.ResetWith(ctx, func(ctx context.Context, name string) error {
-			return p.store.ResetPositionTx(ctx, tx, name)
-		})
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("projector: reset %s: %w", p.Name(), err)
