@@ -175,6 +175,8 @@ func (p *Projector) swap(ctx context.Context, b *build, batch event.Batch, cp pr
 	types := p.types
 	p.mu.Unlock()
 	var saved int64
+	p.batch.Lock()
+	defer p.batch.Unlock()
 	err := p.store.Transaction(ctx, func(tx *gorm.DB) error {
 		err := v.store.SwapProjectionVersionTx(ctx, tx, p.Name(), b.label, func(active int64, read func(int64, int, ...string) (event.Batch, error)) (int64, error) {
 			hctx, err := p.begin(ctx, tx, p.buildScope(b))

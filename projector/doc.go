@@ -116,7 +116,10 @@
 // from there with the new tables. A swap therefore never happens while the
 // new version is behind, and happens once: the builder's position update
 // is a compare-and-set on its epoch, and the swap checks under a lock
-// that the version is still being built.
+// that the version is still being built. In one process the follower's
+// and the builder's batches run one at a time, so Begin, Flush and the
+// handlers may keep per-batch state in their closures, as an unversioned
+// projector's do.
 //
 // Versions and deployments. A process whose code declares an older version
 // than the active one (the previous deployment, still running) stands by:

@@ -105,6 +105,12 @@ type Projector struct {
 	handlers *processing.Handlers[*gorm.DB]
 	ver      *versioning // nil unless Options.Version > 0
 
+	// batch is held by each batch's transaction: a versioned projector's
+	// follower and builder run their batches one at a time in a process,
+	// so that hooks and handlers may keep per-batch state in their
+	// closures (a Flush buffer) as an unversioned projector's do.
+	batch sync.Mutex
+
 	mu sync.Mutex
 	// regs registers the handlers again in a builder's table, and types
 	// are their event type names (for the catch-up of a swap).
@@ -289,6 +295,8 @@ func (p *Projector) handleWith(ctx context.Context, h *processing.Handlers[*gorm
 // commit handles events in one transaction and saves through as the
 // position.
 func (p *Projector) commit(ctx context.Context, h *processing.Handlers[*gorm.DB], sc scope, events []event.Event, through int64, cp processing.Checkpoint) error {
+	p.batch.Lock()
+	defer p.batch.Unlock()
 	return p.store.Transaction(ctx, func(tx *gorm.DB) error {
 		hctx, err := p.begin(ctx, tx, sc)
 		if err != nil {

@@ -2,6 +2,8 @@ package projector
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -80,9 +82,26 @@ func (p *Projector) Versions(ctx context.Context) (Versions, error) {
 	if p.ver == nil {
 		return Versions{}, fmt.Errorf("projector: versions of %s: %w: not versioned", p.Name(), processing.ErrInvalid)
 	}
+	for i := 0; ; i++ {
+		v, err := p.versions(ctx, i == 2)
+		if errors.Is(err, sql.ErrNoRows) {
+			// The build was swapped in (its builder's row removed)
+			// between the two reads: read again.
+			continue
+		}
+		if err != nil {
+			return Versions{}, fmt.Errorf("projector: versions of %s: %w", p.Name(), err)
+		}
+		return v, nil
+	}
+}
+
+// versions reads the versions; with noRow, a build whose builder has no
+// position row is shown at 0 instead of failing with sql.ErrNoRows.
+func (p *Projector) versions(ctx context.Context, noRow bool) (Versions, error) {
 	vs, err := p.ver.store.ProjectionVersions(ctx, p.Name())
 	if err != nil {
-		return Versions{}, fmt.Errorf("projector: versions of %s: %w", p.Name(), err)
+		return Versions{}, err
 	}
 	out := Versions{Projector: p.Name(), Code: int(p.ver.version)}
 	for _, v := range vs {
@@ -96,11 +115,11 @@ func (p *Projector) Versions(ctx context.Context) (Versions, error) {
 		}
 	}
 	if b := out.Build; b != nil {
-		if b.Owner, b.Position, err = p.store.LeaseHolder(ctx, b.Builder); err != nil {
-			return Versions{}, fmt.Errorf("projector: versions of %s: %w", p.Name(), err)
+		if b.Owner, b.Position, err = p.store.LeaseHolder(ctx, b.Builder); err != nil && !(noRow && errors.Is(err, sql.ErrNoRows)) {
+			return Versions{}, err
 		}
 		if b.Head, err = p.ver.store.Head(ctx); err != nil {
-			return Versions{}, fmt.Errorf("projector: versions of %s: %w", p.Name(), err)
+			return Versions{}, err
 		}
 		b.Remaining = max(b.Head-b.Position, 0)
 		if elapsed := time.Since(b.CreatedAt).Seconds(); elapsed > 0 && b.Position > 0 {

@@ -68,6 +68,10 @@ func (p *Projector) Status() processing.Status {
 	return st
 }
 
+// Version returns the version p's code declares (Options.Version): 0 for
+// a projector that is not versioned.
+func (p *Projector) Version() int { return p.opts.Version }
+
 // Building reports the version of p being built beside the active one
 // that this process runs or stands by for (or ran last, until it is
 // swapped in or given up), with its builder's state; ok is false when

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"sync/atomic"
 
 	"testing"
 	"time"
@@ -522,4 +524,117 @@ func TestRebuildErrors(t *testing.T) {
 	if !errors.Is(err, processing.ErrInvalid) {
 		t.Errorf("New(Version 1 without Tables and Setup) = %v, want ErrInvalid", err)
 	}
+}
+
+// TestBuildFailure: a build whose error handler gives up stops and is
+// reported failed while the active version serves and follows; Rebuild
+// tries it again, from where it stopped.
+func TestBuildFailure(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		db := testdb.New(t, kind)
+		s := testkit.DomainStore(t, db.Gorm)
+		testkit.Fill(t, s, 3000, 20, 100)
+		var failures atomic.Int32
+		failures.Store(1)
+		p, err := projector.New(s, "deposits", projector.Options{
+			Processing: processing.Options{BatchSize: 100, ErrorHandler: processing.NoRetry{}, Logger: testkit.Logger(t)},
+			Version:    1, DropAfter: -1, PollInterval: 20 * time.Millisecond,
+			Tables: []string{"deposits"},
+			Setup: func(ctx context.Context, tx *gorm.DB) error {
+				return tx.Exec(`CREATE TABLE IF NOT EXISTS ` + projector.Table(ctx, "deposits") + ` (position bigint PRIMARY KEY)`).Error
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ testkit.Deposited) error {
+			if projector.Table(ctx, "deposits") == "deposits_v1r1" && e.Position > 1500 && failures.Add(-1) >= 0 {
+				return errors.New("boom")
+			}
+			return tx.Exec(`INSERT INTO `+projector.Table(ctx, "deposits")+` (position) VALUES (?)`, e.Position).Error
+		})
+		if err := p.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		runOwned(t, p, "one")
+		testkit.WaitFor(t, p, head(t, s))
+		if err := p.Rebuild(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var b processing.Build
+		testkit.Eventually(t, time.Minute, "the build failed", func() bool {
+			var ok bool
+			b, ok = p.Building()
+			return ok && b.State == processing.Failed
+		})
+		if b.LastError == nil || !strings.Contains(b.LastError.Error(), "boom") || b.Position < 1400 || b.Position > 1500 {
+			t.Errorf("Building() = %+v, want failed on boom, at the batch before the failing event", b)
+		}
+		// The active version follows meanwhile.
+		testkit.MustAppend(t, s, "acct-x", event.Any, []any{testkit.Deposited{Amount: 1}})
+		testkit.WaitFor(t, p, head(t, s))
+		if st := p.Status(); st.State != processing.Running {
+			t.Errorf("Status() = %+v, want the follower running", st)
+		}
+		if err := p.Rebuild(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		waitActive(t, p, "v1r1")
+		testkit.WaitFor(t, p, head(t, s))
+		var n, want int
+		if err := db.Gorm.Raw(`SELECT count(*) FROM deposits`).Scan(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		for e, err := range s.ReadAll(t.Context(), 0, 0, testkit.TypeDeposited) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = e
+			want++
+		}
+		if n != want {
+			t.Errorf("deposits after the rebuild = %d rows, want %d", n, want)
+		}
+	})
+}
+
+// TestRebuildBatched rebuilds a projection that collects its rows in its
+// handlers and writes them in the Flush hook, from state kept in the
+// projector's closure, while the follower follows new events in the same
+// process: the two never mix their batches.
+func TestRebuildBatched(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		db := testdb.New(t, kind)
+		s := testkit.DomainStore(t, db.Gorm)
+		testkit.Fill(t, s, 20_000, 40, 1000)
+		p := versionedLedger(t, s, true, 2*time.Millisecond)
+		runOwned(t, p, "one")
+		testkit.WaitFor(t, p, head(t, s))
+		stopWriting := trickle(t, s)
+		if err := p.Rebuild(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		waitActive(t, p, "v1r1")
+		stopWriting()
+		testkit.WaitFor(t, p, head(t, s))
+		var got struct{ N, Sum int64 }
+		if err := db.Gorm.Raw(`SELECT count(*) AS n, COALESCE(SUM(amount), 0) AS sum FROM ledger`).Scan(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		var want struct{ N, Sum int64 }
+		for e, err := range s.ReadAll(t.Context(), 0, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch d := e.Data.(type) {
+			case testkit.Deposited:
+				want.N, want.Sum = want.N+1, want.Sum+int64(d.Amount)
+			case testkit.Withdrawn:
+				want.N, want.Sum = want.N+1, want.Sum-int64(d.Amount)
+			}
+		}
+		if got != want {
+			t.Errorf("ledger after the rebuild: %d rows summing to %d, want %d summing to %d", got.N, got.Sum, want.N, want.Sum)
+		}
+	})
 }
