@@ -3,13 +3,10 @@ package projector_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
@@ -19,68 +16,14 @@ import (
 	"github.com/cairnhq/cairn/projector"
 )
 
-// versionedLedger is ledgerProjector, versioned: one row per deposit or
-// withdrawal, in the table of the version being built, written by a
-// statement per event or, batched, by multi-row statements in Flush. A
-// batched projector's Begin hook waits beginDelay, so that batches of its
-// follower and its builder would overlap if they could.
+// versionedLedger is ledgerProjector, versioned (version 1), named and
+// tabled "ledger".
 func versionedLedger(b testing.TB, s projector.Store, batched bool, beginDelay time.Duration) *projector.Projector {
 	b.Helper()
-	var rows []ledgerRow
-	opts := projector.Options{
-		Processing: processing.Options{Logger: testdb.Logger(b), ErrorHandler: processing.NoRetry{}},
-		Version:    1, DropAfter: -1, PollInterval: 100 * time.Millisecond,
-		Tables: []string{"ledger"},
-		Setup: func(ctx context.Context, tx *gorm.DB) error {
-			return tx.Exec(`CREATE TABLE IF NOT EXISTS ` + projector.Table(ctx, "ledger") + ` (position bigint PRIMARY KEY, stream text NOT NULL, amount bigint NOT NULL)`).Error
-		},
-	}
-	if batched {
-		opts.Begin = func(context.Context, *gorm.DB) error {
-			rows = rows[:0]
-			time.Sleep(beginDelay)
-			return nil
-		}
-		opts.Flush = func(ctx context.Context, tx *gorm.DB) error {
-			for chunk := range slices.Chunk(rows, 300) {
-				var sb strings.Builder
-				sb.WriteString(`INSERT INTO ` + projector.Table(ctx, "ledger") + ` (position, stream, amount) VALUES `)
-				args := make([]any, 0, 3*len(chunk))
-				for i, r := range chunk {
-					if i > 0 {
-						sb.WriteString(", ")
-					}
-					sb.WriteString("(?, ?, ?)")
-					args = append(args, r.position, r.stream, r.amount)
-				}
-				if err := tx.Exec(sb.String(), args...).Error; err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-	}
-	p, err := projector.New(s, "ledger", opts)
-	if err != nil {
-		b.Fatalf("projector.New() = %v", err)
-	}
-	add := func(ctx context.Context, tx *gorm.DB, e event.Event, amount int) error {
-		if batched {
-			rows = append(rows, ledgerRow{e.Position, e.StreamID, amount})
-			return nil
-		}
-		return tx.Exec(`INSERT INTO `+projector.Table(ctx, "ledger")+` (position, stream, amount) VALUES (?, ?, ?)`, e.Position, e.StreamID, amount).Error
-	}
-	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d testkit.Deposited) error {
-		return add(ctx, tx, e, d.Amount)
-	})
-	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d testkit.Withdrawn) error {
-		return add(ctx, tx, e, -d.Amount)
-	})
-	if err := p.Migrate(b.Context()); err != nil {
-		b.Fatalf("Migrate() = %v", err)
-	}
-	return p
+	// Retry: other tests on the machine's PostgreSQL may end its
+	// connections.
+	return newLedger(b, s, "ledger", "ledger", ledgerOptions{batched: batched, version: 1, beginDelay: beginDelay,
+		errors: processing.ExponentialBackoff{Max: time.Second}})
 }
 
 // BenchmarkRebuild rebuilds a projection of 100,000 events (P1's: a row
