@@ -80,6 +80,9 @@ type queries struct {
 	listPositions  string
 	setFailure     string
 	setPaused      string
+
+	// Processor start positions and pause flags (positions_start.go).
+	start startQueries
 }
 
 // newQueries builds the shared query texts. p is the dialect's bind
@@ -120,6 +123,7 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		"CASE WHEN lease_until > " + nowMillis + " THEN lease_until ELSE 0 END, paused, last_error, failed_at FROM " + pt + " ORDER BY name"
 	q.setFailure = "UPDATE " + pt + " SET last_error = " + p(2) + ", failed_at = CASE WHEN " + p(2) + " = '' THEN 0 ELSE " + nowMillis + " END WHERE name = " + p(1)
 	q.setPaused = "UPDATE " + pt + " SET paused = " + p(2) + " WHERE name = " + p(1)
+	q.start = newStartQueries(t, p)
 	return q
 }
 

@@ -121,6 +121,7 @@ type Store struct {
 	w    writer
 	wake signal
 	pg   *pgListener // nil on SQLite
+	txs  txMarks     // the transactions of Transaction, for AppendTx
 }
 
 // New returns a store over db that encodes and decodes event data with reg.
