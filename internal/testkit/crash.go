@@ -35,6 +35,10 @@ type CrashOptions struct {
 	// starts: to check what the child left behind, or to append more
 	// events.
 	AfterKill func(Kill)
+	// Helper is the name of the test function the child runs; empty
+	// means TestHelperProcess. A test binary with several crash tests
+	// gives each its own.
+	Helper string
 }
 
 // Kill is what [KillRepeatedly] knows after it killed a child.
@@ -92,8 +96,12 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 		if head <= start {
 			t.Fatalf("kill %d: no work for the child: position %d, head %d", i+1, start, head)
 		}
+		helper := o.Helper
+		if helper == "" {
+			helper = "TestHelperProcess"
+		}
 		c := StartChild(t, ChildOptions{
-			Run:    "^TestHelperProcess$",
+			Run:    "^" + helper + "$",
 			Env:    []string{envCrashKind + "=" + o.Kind, envCrashDSN + "=" + o.DSN},
 			Stderr: os.Stderr,
 		})
