@@ -30,7 +30,9 @@ type Options struct {
 	Processing processing.Options
 	// State, if set, makes the reactor stateful (see [State]): its store
 	// must be a [StateStore], and its handlers are registered with
-	// [OnState] (or [On], for those that keep no state).
+	// [OnState] (or [On], for those that keep no state). Its batches are
+	// DefaultStateBatchSize events unless Processing.BatchSize says
+	// otherwise.
 	State *State
 }
 
@@ -85,6 +87,9 @@ func New(store Store, name string, opts Options) (*Reactor, error) {
 			return nil, fmt.Errorf("reactor: new %q: %w: a stateful reactor needs a StateStore; %T is not one", name, processing.ErrInvalid, store)
 		}
 		r.sstore, handle = ss, r.handleStateBatch
+		if opts.Processing.BatchSize == 0 {
+			opts.Processing.BatchSize = DefaultStateBatchSize
+		}
 	}
 	var err error
 	if r.Processor, r.handlers, err = processing.NewKind[*Emitter]("reactor", store, name, handle, opts.Processing); err != nil {
