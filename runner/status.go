@@ -60,8 +60,9 @@ type ProcessorStatus struct {
 	// Attempts counts the failures in a row; 0 when healthy.
 	Attempts int `json:"attempts"`
 	// Paused reports whether the processor is paused, as this process
-	// last knew: in state Paused when it runs here, in any state
-	// otherwise (Standby: paused wherever it runs).
+	// last knew: paused here ([Runner.Pause]), or found paused by its run
+	// here (in state Paused). A processor standing by here does not read
+	// the flag; the store's ListPositions has it for every processor.
 	Paused bool `json:"paused"`
 	// LastError is the latest failure, kept after the processor recovers;
 	// nil if it never failed. In JSON, its message or null.
