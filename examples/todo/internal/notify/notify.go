@@ -8,9 +8,11 @@
 // table of its own, from the todo_added and todo_amended events, and
 // forgets a todo once it is abandoned or completed. It is a stateful
 // reactor (reactor.State): its table, the events it emits and its position
-// commit in one transaction per batch, so the table is exactly-once — a
-// plain INSERT per todo_added, no upserts — and always agrees with the
-// position.
+// commit in one transaction per batch, so the table always agrees with the
+// position and the events emitted, whatever fails or crashes. Its writes
+// are idempotent all the same (the todo_added insert is an upsert), so
+// that an operator who moves its position back alone (cairn reset --to)
+// replays into a table that ends up right.
 //
 // The notifier starts from the head of the store (processing.FromHead):
 // added to an app with history, it notifies about todos completed from
@@ -30,6 +32,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/examples/todo/internal/todo"
@@ -133,8 +136,9 @@ func New(store Store, sender Sender, opts Options) (*Notifier, error) {
 
 	if err := errors.Join(
 		reactor.OnState(r, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Added, _ *reactor.Emitter) error {
-			// Handled exactly once, with the position: a plain insert.
-			return table(ctx, tx).Create(&rememberedTodo{
+			// Committed with the position, so handled once; an upsert
+			// still, for a position moved back by hand.
+			return table(ctx, tx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&rememberedTodo{
 				TodoID:           todo.IDFromStream(e.StreamID),
 				Title:            &d.Title,
 				StakeholderEmail: ptr(d.StakeholderEmail),
