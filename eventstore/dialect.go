@@ -34,6 +34,8 @@ type tables struct {
 	events, streams, snapshots string
 	// positions holds the positions and leases of event processors.
 	positions string
+	// parked holds the events processors parked (see parked.go).
+	parked string
 }
 
 func newTables(prefix string) tables {
@@ -42,6 +44,7 @@ func newTables(prefix string) tables {
 		streams:   prefix + "streams",
 		snapshots: prefix + "snapshots",
 		positions: prefix + "processor_positions",
+		parked:    prefix + "parked_events",
 	}
 }
 
@@ -80,6 +83,9 @@ type queries struct {
 	listPositions  string
 	setFailure     string
 	setPaused      string
+
+	// The parked events of processors (see parked.go).
+	parked parkedQueries
 }
 
 // newQueries builds the shared query texts. p is the dialect's bind
@@ -120,6 +126,7 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		"CASE WHEN lease_until > " + nowMillis + " THEN lease_until ELSE 0 END, paused, last_error, failed_at FROM " + pt + " ORDER BY name"
 	q.setFailure = "UPDATE " + pt + " SET last_error = " + p(2) + ", failed_at = CASE WHEN " + p(2) + " = '' THEN 0 ELSE " + nowMillis + " END WHERE name = " + p(1)
 	q.setPaused = "UPDATE " + pt + " SET paused = " + p(2) + " WHERE name = " + p(1)
+	q.parked = newParkedQueries(t, p)
 	return q
 }
 

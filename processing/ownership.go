@@ -213,7 +213,7 @@ func (p *Processor) standby(ctx context.Context, o Ownership, log *slog.Logger) 
 				return err
 			}
 			p.update(func(s *Status) { s.State, s.Owner, s.Position = Standby, owner, pos })
-			return nil
+			return p.refreshParked(ctx)
 		}()
 		if ok {
 			return l, true
@@ -253,6 +253,9 @@ func (p *Processor) heartbeat(ctx context.Context, cancel context.CancelCauseFun
 		switch {
 		case err == nil:
 			renewed = sent
+			// The parked count may change in other processes (a retry);
+			// a failure to read it leaves the last one seen.
+			_ = p.refreshParked(ctx)
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, ErrFenced):

@@ -96,6 +96,9 @@ func New(store Store, name string, opts Options) (*Projector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("projector: new %q: %w", name, err)
 	}
+	if err := checkParking(store, opts); err != nil {
+		return nil, fmt.Errorf("projector: new %q: %w", name, err)
+	}
 	p := &Projector{store: store, opts: opts}
 	proc, handlers, err := processing.NewKind[*gorm.DB]("projector", store, name, p.handleBatch, opts.Processing)
 	if err != nil {
@@ -211,8 +214,8 @@ func (p *Projector) commit(ctx context.Context, events []event.Event, through in
 				return fmt.Errorf("flush hook: %w", err)
 			}
 		}
-		return cp.SaveWith(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
+		return cp.SaveWithParking(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
 			return p.store.SavePositionTx(ctx, tx, name, epoch, from, to)
-		})
+		}, p.parkTx(tx))
 	})
 }
