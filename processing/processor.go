@@ -266,7 +266,8 @@ func (p *Processor) Migrate(ctx context.Context) error {
 }
 
 // Reset moves the processor's saved position back to 0 through the store,
-// so that its next Run starts from the first event. Any instance of the
+// so that its next Run starts from the first event (and forgets the events
+// it parked, which it will read again). Any instance of the
 // processor still running elsewhere is fenced: its next save fails with
 // [ErrFenced] and it stops. Reset fails with [ErrRunning] while this
 // Processor runs.
