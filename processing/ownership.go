@@ -213,7 +213,8 @@ func (p *Processor) standby(ctx context.Context, o Ownership, log *slog.Logger) 
 				return err
 			}
 			p.update(func(s *Status) { s.State, s.Owner, s.Position = Standby, owner, pos })
-			return p.refreshParked(ctx)
+			_ = p.refreshParked(ctx) // a failure leaves the last count seen
+			return nil
 		}()
 		if ok {
 			return l, true

@@ -56,7 +56,8 @@ type Options struct {
 	// parked events (see [Parking]) and goes on with the next, and the
 	// later events of the same stream are parked behind it, so that a
 	// stream's events are never handled out of order; other streams go
-	// on. Without an ErrorHandler, an event is parked after
+	// on. An error handler that never gives up (no MaxAttempts) never
+	// parks; without an ErrorHandler, an event is parked after
 	// DefaultParkAttempts attempts. See the package documentation.
 	Park bool
 }

@@ -143,8 +143,8 @@ func (p *Projector) Migrate(ctx context.Context) error {
 
 // Reset deletes every row of the projection's tables (Options.Tables) and
 // moves the projector's position back to 0 (forgetting its parked events),
-// in one transaction, so that
-// the next Run rebuilds the projection from the first event. An instance
+// in one transaction, so that the next Run rebuilds the projection from
+// the first event. An instance
 // of the projector running in another process stops with
 // [processing.ErrFenced] at its next batch; Reset fails with
 // [processing.ErrRunning] while p itself runs.
