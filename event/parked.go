@@ -12,9 +12,10 @@ import "time"
 type Parked struct {
 	// Processor is the name of the processor that parked the event.
 	Processor string
-	// Position, StreamID and Type name the event.
+	// Position, StreamID, Version and Type name the event.
 	Position int64
 	StreamID string
+	Version  int64
 	Type     string
 	// Error is the error of the last attempt at the event; empty for an
 	// event parked behind another that was never attempted.

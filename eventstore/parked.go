@@ -19,7 +19,8 @@ import (
 // per processor and position, in the table "<prefix>parked_events":
 //
 //	processor, position   the processor and the event's global position
-//	stream_id, type       the event's stream and type name
+//	stream_id, version,
+//	type                  the event's stream, version and type name
 //	error, attempts       the last failure and the failed attempts
 //	first_failed_at,
 //	last_failed_at        Unix milliseconds, by the store's clock
@@ -32,13 +33,16 @@ import (
 // maxParkedError is the longest error text recorded, in bytes.
 const maxParkedError = 8 << 10
 
-// parkedRowsPerInsert bounds the rows of one INSERT: 9 parameters each,
+// parkedRowsPerInsert bounds the rows of one INSERT: 10 parameters each,
 // well under the parameter limits of both databases.
 const parkedRowsPerInsert = 200
 
+// parkedParams is the number of parkedColumns.
+const parkedParams = 10
+
 // parkedColumns is the column list every read of parked rows selects, in
 // the order scanParked expects.
-const parkedColumns = "processor, position, stream_id, type, error, attempts, first_failed_at, last_failed_at, waits_on"
+const parkedColumns = "processor, position, stream_id, version, type, error, attempts, first_failed_at, last_failed_at, waits_on"
 
 // parkedSchema is the DDL of the parked events table, the same on both
 // databases; parkedIndexSchema that of its index by stream.
@@ -47,6 +51,7 @@ func parkedSchema(t tables) string {
 			processor text NOT NULL,
 			position bigint NOT NULL,
 			stream_id text NOT NULL,
+			version bigint NOT NULL DEFAULT 0,
 			type text NOT NULL,
 			error text NOT NULL DEFAULT '',
 			attempts integer NOT NULL DEFAULT 0,
@@ -71,8 +76,10 @@ type parkedQueries struct {
 	listStream string
 	streams    string
 	count      string
+	counts     string
 	remove     string
 	removeAll  string
+	removeFrom string
 	failed     string
 	repoint    string
 }
@@ -87,9 +94,11 @@ func newParkedQueries(t tables, p func(int) string) parkedQueries {
 			" ORDER BY position LIMIT " + p(3),
 		streams: "SELECT stream_id, MIN(position), COUNT(*), MIN(first_failed_at) FROM " + pk + " WHERE processor = " + p(1) +
 			" GROUP BY stream_id ORDER BY MIN(position)",
-		count:     "SELECT COUNT(*), COALESCE(MIN(first_failed_at), 0) FROM " + pk + " WHERE processor = " + p(1),
-		remove:    "DELETE FROM " + pk + " WHERE processor = " + p(1) + " AND position = " + p(2),
-		removeAll: "DELETE FROM " + pk + " WHERE processor = " + p(1),
+		count:      "SELECT COUNT(*), COALESCE(MIN(first_failed_at), 0) FROM " + pk + " WHERE processor = " + p(1),
+		counts:     "SELECT processor, COUNT(*) FROM " + pk + " GROUP BY processor",
+		remove:     "DELETE FROM " + pk + " WHERE processor = " + p(1) + " AND position = " + p(2),
+		removeAll:  "DELETE FROM " + pk + " WHERE processor = " + p(1),
+		removeFrom: "DELETE FROM " + pk + " WHERE processor = " + p(1) + " AND position > " + p(2),
 		failed: "UPDATE " + pk + " SET attempts = attempts + 1, error = " + p(3) + ", last_failed_at = " + p(4) + ", waits_on = 0" +
 			" WHERE processor = " + p(1) + " AND position = " + p(2),
 		repoint: "UPDATE " + pk + " SET waits_on = " + p(2) + " WHERE processor = " + p(1) + " AND position > " + p(2) +
@@ -109,11 +118,11 @@ func (q *parkedQueries) insertSQL(n int) string {
 			b.WriteString(", ")
 		}
 		b.WriteByte('(')
-		for j := range 9 {
+		for j := range parkedParams {
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(q.p(i*9 + j + 1))
+			b.WriteString(q.p(i*parkedParams + j + 1))
 		}
 		b.WriteByte(')')
 	}
@@ -186,8 +195,8 @@ func checkParked(name string, parked []event.Parked) error {
 			return invalid("parked event of processor %q, want %q", pk.Processor, name)
 		case pk.Position < 1:
 			return invalid("parked event at position %d", pk.Position)
-		case pk.WaitsOn < 0 || pk.Attempts < 0:
-			return invalid("parked event at position %d: negative waits_on or attempts", pk.Position)
+		case pk.WaitsOn < 0 || pk.Attempts < 0 || pk.Version < 0:
+			return invalid("parked event at position %d: negative version, waits_on or attempts", pk.Position)
 		}
 		if err := validStreamID(pk.StreamID); err != nil {
 			return err
@@ -204,7 +213,7 @@ func (s *Store) park(ctx context.Context, ex execer, parked []event.Parked) erro
 	now := s.opts.Now()
 	for len(parked) > 0 {
 		n := min(len(parked), parkedRowsPerInsert)
-		args := make([]any, 0, 9*n)
+		args := make([]any, 0, parkedParams*n)
 		for _, pk := range parked[:n] {
 			first, last := pk.FirstFailedAt, pk.LastFailedAt
 			if last.IsZero() {
@@ -213,7 +222,7 @@ func (s *Store) park(ctx context.Context, ex execer, parked []event.Parked) erro
 			if first.IsZero() || first.After(last) {
 				first = last
 			}
-			args = append(args, pk.Processor, pk.Position, pk.StreamID, pk.Type, errorText(pk.Error), pk.Attempts,
+			args = append(args, pk.Processor, pk.Position, pk.StreamID, pk.Version, pk.Type, errorText(pk.Error), pk.Attempts,
 				first.UnixMilli(), last.UnixMilli(), pk.WaitsOn)
 		}
 		if _, err := ex.ExecContext(ctx, q.insertSQL(n), args...); err != nil {
@@ -265,7 +274,7 @@ func (s *Store) ParkedEvents(ctx context.Context, processor, streamID string, li
 	for rows.Next() {
 		var pk event.Parked
 		var first, last int64
-		if err := rows.Scan(&pk.Processor, &pk.Position, &pk.StreamID, &pk.Type, &pk.Error, &pk.Attempts, &first, &last, &pk.WaitsOn); err != nil {
+		if err := rows.Scan(&pk.Processor, &pk.Position, &pk.StreamID, &pk.Version, &pk.Type, &pk.Error, &pk.Attempts, &first, &last, &pk.WaitsOn); err != nil {
 			return nil, fail("list parked events", processor, "", err)
 		}
 		pk.FirstFailedAt, pk.LastFailedAt = time.UnixMilli(first), time.UnixMilli(last)
@@ -312,6 +321,29 @@ func (s *Store) ParkedCount(ctx context.Context, processor string) (n int, oldes
 		oldest = time.UnixMilli(first)
 	}
 	return n, oldest, nil
+}
+
+// ParkedCounts returns the number of parked events of every processor that
+// has some.
+func (s *Store) ParkedCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, s.q.parked.counts)
+	if err != nil {
+		return nil, fail("count parked events", "", "", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int)
+	for rows.Next() {
+		var name string
+		var n int
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, fail("count parked events", "", "", err)
+		}
+		out[name] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail("count parked events", "", "", err)
+	}
+	return out, nil
 }
 
 // Unpark removes the parked events of the processor at the positions, all
@@ -404,4 +436,23 @@ func (s *Store) ParkedFailed(ctx context.Context, processor string, position int
 func (s *Store) removeParkedOf(ctx context.Context, ex execer, name string) error {
 	_, err := ex.ExecContext(ctx, s.q.parked.removeAll, name)
 	return err
+}
+
+// withParkedAfter runs move, which moves the position of the processor
+// name to position, in a transaction that also removes the processor's
+// parked events after position when move reports it moved: the processor
+// will read them again.
+func (s *Store) withParkedAfter(ctx context.Context, name string, position int64, move func(ex execer) (bool, error)) (moved bool, err error) {
+	err = s.Transaction(ctx, func(tx *gorm.DB) error {
+		ex, err := txExecer(tx)
+		if err != nil {
+			return err
+		}
+		if moved, err = move(ex); err != nil || !moved {
+			return err
+		}
+		_, err = ex.ExecContext(ctx, s.q.parked.removeFrom, name, position)
+		return err
+	})
+	return moved, err
 }

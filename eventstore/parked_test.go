@@ -23,7 +23,7 @@ func TestParkedEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		first := clock.Add(-time.Minute)
-		poison := event.Parked{Processor: "p", Position: 5, StreamID: "acct-1", Type: "deposited",
+		poison := event.Parked{Processor: "p", Position: 5, StreamID: "acct-1", Version: 2, Type: "deposited",
 			Error: "boom\x00 \xff", Attempts: 3, FirstFailedAt: first}
 		behind := event.Parked{Processor: "p", Position: 9, StreamID: "acct-1", Type: "withdrawn", WaitsOn: 5}
 
@@ -90,6 +90,15 @@ func TestParkedEvents(t *testing.T) {
 		}
 		if n, oldest, err := s.ParkedCount(ctx, "p"); err != nil || n != 3 || !oldest.Equal(first) {
 			t.Errorf("ParkedCount = %d, %v, %v; want 3, %v", n, oldest, err, first)
+		}
+		if _, err := s.Park(ctx, "p", 0, 12, 12, []event.Parked{{Processor: "p", Position: 11, StreamID: "x", Type: "t"}}); err != nil {
+			t.Fatal(err)
+		}
+		if counts, err := s.ParkedCounts(ctx); err != nil || len(counts) != 1 || counts["p"] != 4 {
+			t.Errorf("ParkedCounts = %v, %v; want p: 4", counts, err)
+		}
+		if removed, err := s.Unpark(ctx, "p", 11); err != nil || !removed {
+			t.Fatalf("Unpark(11) = %v, %v", removed, err)
 		}
 
 		// A failed retry of the stream's second event: it fails on its own
@@ -158,7 +167,22 @@ func TestParkedEvents(t *testing.T) {
 			t.Errorf("long error stored as %d bytes (%v); want a prefix of at most 8 KiB", len(rows[0].Error), err)
 		}
 
-		// A reset forgets them: the processor reads them again.
+		// Moving the position back forgets those after it: the processor
+		// reads them again.
+		if _, err := s.Park(ctx, "p", 0, 20, 30, []event.Parked{{Processor: "p", Position: 30, StreamID: "s", Type: "t"}}); err != nil {
+			t.Fatal(err)
+		}
+		if moved, err := s.MovePosition(ctx, "p", 25); err != nil || !moved {
+			t.Fatalf("MovePosition(25) = %v, %v", moved, err)
+		}
+		if rows, err := s.ParkedEvents(ctx, "p", "", 0); err != nil || len(rows) != 3 || rows[2].Position != 20 {
+			t.Errorf("after MovePosition(25): %d parked, last at %d (%v); want 12, 14 and 20 kept, 30 forgotten", len(rows), rows[len(rows)-1].Position, err)
+		}
+		if moved, err := s.MovePosition(ctx, "nobody", 0); err != nil || moved {
+			t.Errorf("MovePosition(nobody) = %v, %v; want false", moved, err)
+		}
+
+		// A reset forgets them all: the processor reads them again.
 		if err := s.ResetPosition(ctx, "p"); err != nil {
 			t.Fatal(err)
 		}

@@ -154,7 +154,7 @@ func (r *run) split(ctx context.Context, b event.Batch, cp Checkpoint) (event.Ba
 				events = append(make([]event.Event, 0, len(b.Events)), b.Events[:i]...)
 			}
 			waiting = append(waiting, event.Parked{
-				Processor: r.p.name, Position: e.Position, StreamID: e.StreamID, Type: e.Type, WaitsOn: first,
+				Processor: r.p.name, Position: e.Position, StreamID: e.StreamID, Version: e.Version, Type: e.Type, WaitsOn: first,
 			})
 		}
 	}
@@ -201,7 +201,7 @@ func (r *run) afterBatch(ctx context.Context, b event.Batch, cp Checkpoint, from
 			if max(saved, from) != prev {
 				return // the events before it are not saved
 			}
-			c := &parkCandidate{from: prev, event: event.Parked{Processor: r.p.name, Position: e.Position, StreamID: e.StreamID, Type: e.Type}}
+			c := &parkCandidate{from: prev, event: event.Parked{Processor: r.p.name, Position: e.Position, StreamID: e.StreamID, Version: e.Version, Type: e.Type}}
 			for _, w := range cp.parked {
 				if w.Position > prev && w.Position < e.Position {
 					c.waiting = append(c.waiting, w)
@@ -225,7 +225,7 @@ func (r *run) readFailed(err error, pos int64) {
 	if !ok || de.Position <= pos {
 		return
 	}
-	r.noteCandidate(&parkCandidate{from: pos, event: event.Parked{Processor: r.p.name, Position: de.Position, StreamID: de.StreamID, Type: de.Type}})
+	r.noteCandidate(&parkCandidate{from: pos, event: event.Parked{Processor: r.p.name, Position: de.Position, StreamID: de.StreamID, Version: de.Version, Type: de.Type}})
 }
 
 // noteCandidate notes c as the event that can be parked if the error

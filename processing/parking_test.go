@@ -141,11 +141,11 @@ func TestParkHandlerFailure(t *testing.T) {
 		if len(rows) != 3 {
 			t.Fatalf("parked %+v; want the last 3 events of bad", rows)
 		}
-		if r := rows[0]; r.Position != poison.Position || r.Type != testkit.TypeDeposited || r.Error != "boom" || r.Attempts != 3 || r.WaitsOn != 0 {
+		if r := rows[0]; r.Position != poison.Position || r.Version != poison.Version || r.Type != testkit.TypeDeposited || r.Error != "boom" || r.Attempts != 3 || r.WaitsOn != 0 {
 			t.Errorf("poison event parked as %+v", r)
 		}
 		for _, r := range rows[1:] {
-			if r.WaitsOn != poison.Position || r.Attempts != 0 || r.StreamID != "bad" {
+			if r.WaitsOn != poison.Position || r.Attempts != 0 || r.StreamID != "bad" || r.Version <= poison.Version {
 				t.Errorf("event parked behind as %+v; want waiting on %d", r, poison.Position)
 			}
 		}
@@ -222,7 +222,7 @@ func TestParkUndecodable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rows) != 3 || rows[0].Position != all[2].Position || rows[0].Type != "renamed" || rows[0].Attempts != 1 ||
+		if len(rows) != 3 || rows[0].Position != all[2].Position || rows[0].Version != 2 || rows[0].Type != "renamed" || rows[0].Attempts != 1 ||
 			!strings.Contains(rows[0].Error, "unknown type") || rows[1].WaitsOn != all[2].Position || rows[2].WaitsOn != all[2].Position ||
 			!strings.Contains(rows[2].Error, "unknown type") {
 			t.Fatalf("parked %+v; want the first undecodable event of a, and the two after it waiting on it", rows)
