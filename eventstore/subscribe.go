@@ -208,7 +208,7 @@ func (s *signal) broadcast() {
 type pgListener struct {
 	names *pgNames
 	log   *slog.Logger
-	dsn   string // empty: borrow a pooled connection instead
+	dsn   string  // empty: borrow a pooled connection instead
 	sig   *signal // broadcast at each notification and (re)LISTEN
 	// channel returns the channel to LISTEN on: the events' by default.
 	channel func(ctx context.Context) (string, error)
