@@ -13,6 +13,8 @@ type result struct {
 	target   string
 	cairn    summary
 	floor    summary // zero when the workload has no floor
+	// schemaFloor is the same-schema floor's, for the store workloads.
+	schemaFloor summary
 }
 
 // report is what execute measured and what the report says about the
@@ -43,14 +45,14 @@ func execute(ctx context.Context, cfg config, log io.Writer) (rep report, err er
 	return rep, nil
 }
 
-// runWorkload runs Cairn's side and the floor's side of w alternately,
+// runWorkload runs Cairn's side and the floors' sides of w alternately,
 // cfg.runs times each, each time on a fresh database.
 func runWorkload(ctx context.Context, cfg config, w workload, t target, log io.Writer) (result, error) {
 	format := w.format
 	if format == nil {
 		format = formatValue
 	}
-	var cairn, floor []sample
+	var cairn, floor, schemaFloor []sample
 	for run := 1; run <= cfg.runs; run++ {
 		c, err := measureOnce(ctx, t, w.cairn, cfg.sizes)
 		if err != nil {
@@ -66,9 +68,17 @@ func runWorkload(ctx context.Context, cfg config, w workload, t target, log io.W
 			floor = append(floor, f)
 			line += fmt.Sprintf(", floor %s", format(f.value))
 		}
+		if w.schemaFloor != nil {
+			f, err := measureOnce(ctx, t, w.schemaFloor, cfg.sizes)
+			if err != nil {
+				return result{}, fmt.Errorf("measuring the same-schema floor: %w", err)
+			}
+			schemaFloor = append(schemaFloor, f)
+			line += fmt.Sprintf(", same-schema floor %s", format(f.value))
+		}
 		fmt.Fprintf(log, "%s %s\n", line, w.unit)
 	}
-	return result{workload: w, target: t.name, cairn: summarize(cairn), floor: summarize(floor)}, nil
+	return result{workload: w, target: t.name, cairn: summarize(cairn), floor: summarize(floor), schemaFloor: summarize(schemaFloor)}, nil
 }
 
 // measureOnce runs one side of a workload on a fresh database of t and

@@ -40,7 +40,7 @@ func (c *cairnSubject) append(ctx context.Context, stream string, expected int64
 	for i, p := range evs {
 		data[i] = p
 	}
-	_, err := c.s.Append(ctx, stream, event.Exact(expected), data)
+	_, err := c.s.Append(ctx, stream, event.Exact(expected), data, event.WithMetadata(benchMetadata()))
 	if errors.Is(err, event.ErrVersionConflict) {
 		return fmt.Errorf("%w: %w", errConflict, err)
 	}
@@ -69,18 +69,28 @@ func (c *cairnSubject) readStream(ctx context.Context, stream string, fn func(*p
 	return n, nil
 }
 
+// readAll reads in pages of minimalPage events, as an application paging
+// through the store would (and as the minimal floor does).
 func (c *cairnSubject) readAll(ctx context.Context, fn func(*payload)) (int, error) {
 	n := 0
-	for e, err := range c.s.ReadAll(ctx, 0, 0) {
-		if err != nil {
-			return n, err
+	var after int64
+	for {
+		page := 0
+		for e, err := range c.s.ReadAll(ctx, after, minimalPage) {
+			if err != nil {
+				return n, err
+			}
+			if err := take(e, fn); err != nil {
+				return n, err
+			}
+			after = e.Position
+			page++
 		}
-		if err := take(e, fn); err != nil {
-			return n, err
+		n += page
+		if page < minimalPage {
+			return n, nil
 		}
-		n++
 	}
-	return n, nil
 }
 
 // take passes the event's data to fn.

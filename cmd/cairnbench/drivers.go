@@ -91,6 +91,10 @@ func appendConcurrent(ctx context.Context, s subject, sz sizes) (sample, error) 
 // subject is not making progress.
 const maxAttempts = 10_000
 
+// extraConflictRate is the key of W4's conflict rate, in percent of the
+// append attempts.
+const extraConflictRate = "conflict_rate"
+
 // appendContended (W4): concurrent writers append to the same few streams, each append
 // reading the stream's version first and retrying on a conflict. It
 // counts the conflicts and checks that the streams' versions are 1..N.
@@ -119,6 +123,8 @@ func appendContended(ctx context.Context, s subject, sz sizes) (sample, error) {
 		return sample{}, err
 	}
 	smp.conflicts = int(conflicts.Load())
+	// The conflict rate: the share of append attempts that met a conflict.
+	smp.extras = map[string]float64{extraConflictRate: 100 * float64(smp.conflicts) / float64(total+smp.conflicts)}
 	vs, err := s.versions(ctx)
 	if err != nil {
 		return sample{}, fmt.Errorf("check versions: %w", err)

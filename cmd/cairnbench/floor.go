@@ -15,15 +15,17 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
-// floorTable is the floor's table: the shape of Cairn's events table under
-// a name of its own.
+// floorTable is the same-schema floor's table: the shape of Cairn's events
+// table under a name of its own. It is the report's second floor, beside
+// the minimal one (floor_minimal.go): what the plainest code pays for
+// Cairn's columns and indexes.
 const floorTable = "floor_events"
 
 // floorColumns are the columns a floor read selects: the whole envelope,
 // as Cairn's reads do.
 const floorColumns = "position, event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at"
 
-// floorMaxRows bounds the rows of one multi-row INSERT (7 parameters each,
+// floorMaxRows bounds the rows of one multi-row INSERT (8 parameters each,
 // far below the parameter limits of both databases).
 const floorMaxRows = 1000
 
@@ -128,7 +130,7 @@ func (f *floor) insertSQL(n int) string {
 			b.WriteString(", ")
 		}
 		b.WriteString("(" + next() + ", " + next() + ", " + next() + ", " + next() + ", " + next() + ", " + next() +
-			", NULL, '', '', " + next() + ")")
+			", " + next() + ", '', '', " + next() + ")")
 	}
 	return b.String()
 }
@@ -136,13 +138,17 @@ func (f *floor) insertSQL(n int) string {
 // insertArgs encodes evs as rows of stream from version first on.
 func (f *floor) insertArgs(stream string, first int64, evs []payload) ([]any, error) {
 	now := f.d.recordedAt(time.Now())
-	args := make([]any, 0, 7*len(evs))
+	meta, err := json.Marshal(benchMetadata())
+	if err != nil {
+		return nil, err
+	}
+	args := make([]any, 0, 8*len(evs))
 	for i, p := range evs {
 		data, err := json.Marshal(p)
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, f.d.eventID(uuid.New()), stream, first+int64(i), payloadType, 1, data, now)
+		args = append(args, f.d.eventID(uuid.New()), stream, first+int64(i), payloadType, 1, data, meta, now)
 	}
 	return args, nil
 }
@@ -218,6 +224,7 @@ type floorEvent struct {
 	causationID, correlationID string
 	recordedAt                 floorTime
 	payload                    payload
+	meta                       map[string]string
 }
 
 func (f *floor) read(ctx context.Context, fn func(*payload), q string, args ...any) (int, error) {
@@ -235,6 +242,11 @@ func (f *floor) read(ctx context.Context, fn func(*payload), q string, args ...a
 		}
 		if err := json.Unmarshal(e.data, &e.payload); err != nil {
 			return n, fmt.Errorf("floor: decode position %d: %w", e.position, err)
+		}
+		if len(e.metadata) > 0 {
+			if err := json.Unmarshal(e.metadata, &e.meta); err != nil {
+				return n, fmt.Errorf("floor: decode metadata of position %d: %w", e.position, err)
+			}
 		}
 		fn(&e.payload)
 		n++

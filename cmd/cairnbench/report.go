@@ -11,14 +11,14 @@ import (
 // writeReport writes the header line and the markdown table.
 func writeReport(w io.Writer, cfg config, rep report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "cairnbench: %d CPUs, %s/%s, %s; sizes %s, median of %d run(s) per side, each on a fresh database; figures in %s unless told; ratio = Cairn/floor",
+	fmt.Fprintf(&b, "cairnbench: %d CPUs, %s/%s, %s; sizes %s, median of %d run(s) per side, each on a fresh database; figures in %s unless told; floor = the minimal event store (DESIGN.md) for the store workloads, each workload's own otherwise; ratio = Cairn/floor; same-schema floor = the same plain code on a table of Cairn's shape",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), cfg.sizeName, cfg.runs, defaultUnit)
 	for _, d := range rep.databases {
 		b.WriteString("; " + d)
 	}
 	b.WriteString("\n\n")
-	b.WriteString("| workload | db | Cairn | floor | ratio | notes |\n")
-	b.WriteString("|---|---|--:|--:|--:|---|\n")
+	b.WriteString("| workload | db | Cairn | floor | ratio | same-schema floor | ratio | notes |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range rep.results {
 		writeRow(&b, r)
 	}
@@ -36,13 +36,18 @@ func writeRow(b *strings.Builder, r result) {
 		floor = format(r.floor.median)
 		rat = strconv.FormatFloat(ratio(r.cairn, r.floor), 'f', 2, 64)
 	}
+	sfloor, srat := "—", "—"
+	if r.schemaFloor.runs > 0 {
+		sfloor = format(r.schemaFloor.median)
+		srat = strconv.FormatFloat(ratio(r.cairn, r.schemaFloor), 'f', 2, 64)
+	}
 	unit := ""
 	if r.workload.unit != defaultUnit {
 		unit = " (" + r.workload.unit + ")"
 	}
-	fmt.Fprintf(b, "| %s %s%s | %s | %s | %s | %s | %s |\n",
+	fmt.Fprintf(b, "| %s %s%s | %s | %s | %s | %s | %s | %s | %s |\n",
 		r.workload.id, r.workload.title, unit, r.target,
-		format(r.cairn.median), floor, rat, notes(r))
+		format(r.cairn.median), floor, rat, sfloor, srat, notes(r))
 }
 
 // notes returns the notes cell: what the workload reports besides its
@@ -53,6 +58,9 @@ func notes(r result) string {
 		s := label + ": Cairn " + f(r.cairn)
 		if r.floor.runs > 0 {
 			s += ", floor " + f(r.floor)
+		}
+		if r.schemaFloor.runs > 0 {
+			s += ", same-schema floor " + f(r.schemaFloor)
 		}
 		parts = append(parts, s)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -106,6 +107,10 @@ type workload struct {
 	unit  string // of sample.value; defaultUnit for most
 	cairn measureFunc
 	floor measureFunc
+	// schemaFloor, for the store workloads, is the same work on a table of
+	// Cairn's own shape (floor.go): the report's second floor. floor is
+	// then the minimal one (floor_minimal.go).
+	schemaFloor measureFunc
 	// format formats the figures of the Cairn and floor columns; nil
 	// means formatValue.
 	format func(float64) string
@@ -121,6 +126,9 @@ type workload struct {
 func allWorkloads() []workload {
 	contended := storeWorkload("W4", "8 writers, 4 shared streams, read version + append, retry on conflict", appendContended)
 	contended.conflicts, contended.check = true, true
+	contended.extras = []extra{{key: extraConflictRate, label: "conflict rate", format: func(v float64) string {
+		return strconv.FormatFloat(v, 'f', 1, 64) + "%"
+	}}}
 	readAll := storeWorkload("R2", "read all events in global order", readAllEvents)
 	readAll.heap = true
 	return []workload{
@@ -175,7 +183,8 @@ func allWorkloads() []workload {
 	}
 }
 
-// storeWorkload runs drive on Cairn's store and on the floor.
+// storeWorkload runs drive on Cairn's store, on the minimal floor and on
+// the same-schema floor.
 func storeWorkload(id, title string, drive func(context.Context, subject, sizes) (sample, error)) workload {
 	return workload{
 		id:    id,
@@ -189,6 +198,13 @@ func storeWorkload(id, title string, drive func(context.Context, subject, sizes)
 			return drive(ctx, s, sz)
 		},
 		floor: func(ctx context.Context, db *database, sz sizes) (sample, error) {
+			f, err := newMinimalFloor(ctx, db)
+			if err != nil {
+				return sample{}, err
+			}
+			return drive(ctx, f, sz)
+		},
+		schemaFloor: func(ctx context.Context, db *database, sz sizes) (sample, error) {
 			f, err := newFloor(ctx, db)
 			if err != nil {
 				return sample{}, err

@@ -13,6 +13,7 @@
 //	web         only the HTTP API (commands and queries)
 //	processors  only the projectors and the notifier
 //	migrate     create or update the schema, then exit
+//	admin       Cairn's admin command on the app's database (todo admin -h)
 //
 // The flags, each with an environment variable:
 //
@@ -50,6 +51,11 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "admin" {
+		code := adminMain(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr, logger)
+		stop()
+		os.Exit(code)
+	}
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, logger)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -77,6 +83,7 @@ Modes:
   web         run only the HTTP API
   processors  run only the projectors and the notifier
   migrate     create or update the schema, then exit
+  admin       Cairn's admin command on the app's database: todo admin -h
 
 Flags:
 `
