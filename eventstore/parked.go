@@ -140,7 +140,7 @@ func (s *Store) Park(ctx context.Context, name string, epoch, from, to int64, pa
 	if err := checkParked(name, parked); err != nil {
 		return false, fail("park", name, "", err)
 	}
-	err = s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.Transaction(ctx, func(tx *gorm.DB) error { // wakes those waiting for positions
 		ex, err := txExecer(tx)
 		if err != nil {
 			return err

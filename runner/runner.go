@@ -267,6 +267,7 @@ func (r *Runner) runOne(ctx context.Context, pr *proc) error {
 		// those of its handlers' panics included, are wrapped).
 		err = fmt.Errorf("runner: %s: %w", pr.p.Name(), pe)
 		r.opts.Logger.ErrorContext(ctx, "event processor panicked; stopping", "processor", pr.p.Name(), "error", err)
+		r.recordFailure(ctx, pr.p.Name(), err)
 		return err
 	}
 	if err == nil && ctx.Err() == nil {
