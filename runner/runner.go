@@ -128,8 +128,7 @@ type proc struct {
 	done     bool
 	err      error // Run's error, or a recovered panic
 	caughtUp bool  // has reached the head since it last (re)started
-	lastPos  int64
-	lastAt   time.Time
+	rates    rates
 	rate     float64
 	lastLog  time.Time
 	// reportedLive: the sampler has last seen it live.
