@@ -34,6 +34,8 @@ type tables struct {
 	events, streams, snapshots string
 	// positions holds the positions and leases of event processors.
 	positions string
+	// parked holds the events processors parked (see parked.go).
+	parked string
 }
 
 func newTables(prefix string) tables {
@@ -42,6 +44,7 @@ func newTables(prefix string) tables {
 		streams:   prefix + "streams",
 		snapshots: prefix + "snapshots",
 		positions: prefix + "processor_positions",
+		parked:    prefix + "parked_events",
 	}
 }
 
@@ -83,6 +86,9 @@ type queries struct {
 	// processorProgress reads what a wait for a position needs of one
 	// processor's row (see positions_watch.go).
 	processorProgress string
+
+	// The parked events of processors (see parked.go).
+	parked parkedQueries
 }
 
 // newQueries builds the shared query texts. p is the dialect's bind
@@ -124,6 +130,7 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 	q.setFailure = "UPDATE " + pt + " SET last_error = " + p(2) + ", failed_at = CASE WHEN " + p(2) + " = '' THEN 0 ELSE " + nowMillis + " END WHERE name = " + p(1)
 	q.setPaused = "UPDATE " + pt + " SET paused = " + p(2) + " WHERE name = " + p(1)
 	q.processorProgress = "SELECT position, paused, last_error FROM " + pt + " WHERE name = " + p(1)
+	q.parked = newParkedQueries(t, p)
 	return q
 }
 

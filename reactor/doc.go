@@ -31,6 +31,16 @@
 // ID as causation ID and its correlation ID (or, when it has none, its ID)
 // as correlation ID.
 //
+// # Parking
+//
+// With processing.Options.Park, a reactor parks an event its error
+// handler gives up on instead of stopping (see package processing), and
+// the later events of its stream behind it; the other streams go on.
+// [Reactor.RetryParked] hands a stream's parked events to their handlers
+// again, in order. Their emitted events get the IDs of the first attempt,
+// so a retry never stores them twice, even after a crash or a retry that
+// failed half-way; side effects are repeated as after any failure.
+//
 // # Reset
 //
 // A Reactor is a [processing.Processor] (it embeds one), so it has

@@ -59,6 +59,11 @@ type ProcessorStatus struct {
 	// LastError is the latest failure, kept after the processor recovers;
 	// nil if it never failed. In JSON, its message or null.
 	LastError error `json:"-"`
+	// Parked counts the processor's parked events (see
+	// [processing.Options.Park]), and OldestParkedAge is how long ago the
+	// oldest of them first failed (0 when none is); in JSON, in seconds.
+	Parked          int           `json:"parked"`
+	OldestParkedAge time.Duration `json:"-"`
 }
 
 // MarshalJSON encodes s with its LastError as a string.
@@ -66,8 +71,9 @@ func (s ProcessorStatus) MarshalJSON() ([]byte, error) {
 	type plain ProcessorStatus
 	return json.Marshal(struct {
 		plain
-		LastError *string `json:"last_error"`
-	}{plain(s), errorText(s.LastError)})
+		LastError       *string `json:"last_error"`
+		OldestParkedAge float64 `json:"oldest_parked_age_seconds"`
+	}{plain(s), errorText(s.LastError), math.Round(s.OldestParkedAge.Seconds()*10) / 10})
 }
 
 // Status is a snapshot of a runner and its processors.
@@ -126,6 +132,10 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		Rate:      math.Round(pr.rate*10) / 10,
 		Attempts:  ps.Attempts,
 		LastError: ps.LastError,
+		Parked:    ps.Parked,
+	}
+	if !ps.OldestParked.IsZero() {
+		s.OldestParkedAge = max(time.Since(ps.OldestParked), 0)
 	}
 	s.Lag = s.Head - s.Position
 	switch ps.State {
