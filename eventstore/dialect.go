@@ -129,7 +129,8 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		"CASE WHEN lease_until > " + nowMillis + " THEN lease_until ELSE 0 END, paused, last_error, failed_at FROM " + pt + " ORDER BY name"
 	q.setFailure = "UPDATE " + pt + " SET last_error = " + p(2) + ", failed_at = CASE WHEN " + p(2) + " = '' THEN 0 ELSE " + nowMillis + " END WHERE name = " + p(1)
 	q.setPaused = "UPDATE " + pt + " SET paused = " + p(2) + " WHERE name = " + p(1)
-	q.processorProgress = "SELECT position, paused, last_error FROM " + pt + " WHERE name = " + p(1)
+	q.processorProgress = "SELECT p.position, p.paused, p.last_error, COALESCE(k.error, ''), COALESCE(k.waits_on, 0), k.position IS NOT NULL FROM " + pt +
+		" p LEFT JOIN " + t.parked + " k ON k.processor = p.name AND k.position = " + p(2) + " WHERE p.name = " + p(1)
 	q.parked = newParkedQueries(t, p)
 	return q
 }

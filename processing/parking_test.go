@@ -400,3 +400,48 @@ func TestParkNeedsAStoreThatParks(t *testing.T) {
 		t.Errorf("ListParked on a store without parked events = %v; want ErrInvalid", err)
 	}
 }
+
+// TestWaitForParkedEvent: a parking processor moves its position past the
+// event it parks (and those parked behind it), but their effect is not
+// there: a wait for one of them is blocked at once, naming the processor
+// and the parked event, while a wait for another stream's later event
+// succeeds.
+func TestWaitForParkedEvent(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		t.Parallel()
+		s := testkit.DomainStore(t, testdb.New(t, kind).Gorm)
+		bad := testkit.MustAppend(t, s, "bad", event.Any, []any{testkit.Deposited{Amount: 1}, testkit.Deposited{Amount: 2}})
+		good := testkit.MustAppend(t, s, "good", event.Any, []any{testkit.Deposited{Amount: 3}})
+		rec := &prefixRecorder{fail: func(e event.Event) error {
+			if e.Position == bad[0].Position {
+				return errors.New("boom")
+			}
+			return nil
+		}}
+		p := newProcessor(t, s, "parker", rec, processing.Options{Park: true, ErrorHandler: processing.NoRetry{}})
+		testkit.RunInBackground(t, p)
+		testkit.WaitFor(t, p, good[0].Position)
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		if err := processing.WaitForPositions(ctx, s, good[0].Position, "parker"); err != nil {
+			t.Errorf("WaitForPositions(%d), another stream's event = %v; want nil", good[0].Position, err)
+		}
+		for _, c := range []struct {
+			target int64
+			reason string
+		}{
+			{bad[0].Position, "boom"},
+			{bad[1].Position, "parked behind the parked event at " + itoa(bad[0].Position)},
+		} {
+			err := processing.WaitForPositions(ctx, s, c.target, "parker")
+			be, ok := errors.AsType[*processing.BlockedError](err)
+			if !ok || ctx.Err() != nil {
+				t.Fatalf("WaitForPositions(%d) = %v; want a BlockedError at once", c.target, err)
+			}
+			if be.Processor != "parker" || !strings.Contains(be.Reason, "parked") || !strings.Contains(be.Reason, c.reason) {
+				t.Errorf("BlockedError = %+v; want parker, parked, %q", be, c.reason)
+			}
+		}
+	})
+}
