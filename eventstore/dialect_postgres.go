@@ -80,6 +80,8 @@ func (d *postgresDialect) schema() []string {
 			recorded_at timestamptz NOT NULL
 		)`,
 		positionsSchema(t),
+		parkedSchema(t),
+		parkedIndexSchema(t),
 	}
 }
 

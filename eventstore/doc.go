@@ -43,6 +43,17 @@
 // the epoch, so an owner that has been replaced can never move the
 // position again.
 //
+// Processors that park poison events (processing.Options.Park) record them
+// in the table "<prefix>parked_events", one row per processor and
+// position: the event's stream and type, the error, the failed attempts,
+// the first and last failure, and the parked event it waits on. The row
+// holds no payload: the event stays in the events table. [Store.Park]
+// records parked events and moves the position in one transaction
+// ([Store.ParkTx] in the caller's); [Store.ParkedEvents],
+// [Store.ParkedStreams] and [Store.ParkedCount] read them;
+// [Store.Unpark] (or [Store.UnparkTx]) removes them, all or none. A
+// position reset removes the processor's parked events with it.
+//
 // # Stream subscriptions and appends in a transaction
 //
 // [Store.SubscribeStream] follows one stream from a version, catch-up then

@@ -122,6 +122,10 @@ type Store struct {
 	wake signal
 	pg   *pgListener // nil on SQLite
 	txs  txMarks     // the transactions of Transaction, for AppendTx
+	// posWake and pgPos wake the waiters for processors' positions (see
+	// positions_watch.go); pgPos is nil on SQLite.
+	posWake signal
+	pgPos   *pgListener
 }
 
 // New returns a store over db that encodes and decodes event data with reg.
@@ -153,6 +157,7 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 		d := newPostgresDialect(sqlDB, t, opts)
 		s.d, s.q = d, &d.q
 		s.pg = newPGListener(&d.names, db, opts.Logger)
+		s.pgPos = newPositionsListener(&d.names, db, opts, &s.posWake)
 	default:
 		return nil, fail("new", "", "", invalid("dialect %q, want sqlite or postgres", name))
 	}

@@ -71,6 +71,15 @@ type Options struct {
 	// DefaultPauseCheckInterval, and a negative value never reads it
 	// after the start of a run.
 	PauseCheckInterval time.Duration
+	// Park makes the processor park an event its error handler gives up
+	// on, instead of stopping: it records the event in the store's
+	// parked events (see [Parking]) and goes on with the next, and the
+	// later events of the same stream are parked behind it, so that a
+	// stream's events are never handled out of order; other streams go
+	// on. An error handler that never gives up (no MaxAttempts) never
+	// parks; without an ErrorHandler, an event is parked after
+	// DefaultParkAttempts attempts. See the package documentation.
+	Park bool
 }
 
 // Validate reports options that cannot work.
@@ -113,6 +122,9 @@ type Failure struct {
 	// Retry tells whether the processor retries, after Delay, or stops.
 	Retry bool
 	Delay time.Duration
+	// Parked tells that the processor parked the event and went on
+	// ([Options.Park]) instead of stopping.
+	Parked bool
 }
 
 // State is what a processor is doing.
@@ -173,6 +185,13 @@ type Status struct {
 	// Paused reports whether the processor is paused, as this process
 	// last knew (see [Processor.Pause]).
 	Paused bool
+	// Parked counts the processor's parked events ([Options.Park]), and
+	// OldestParked is when the oldest of them first failed (zero when
+	// none is): as this process last saw them, when it parked, retried
+	// or skipped events, and at each heartbeat under
+	// [Processor.RunOwned].
+	Parked       int
+	OldestParked time.Time
 }
 
 // Processor is an event stream processor: it reads the events of its types
@@ -185,6 +204,7 @@ type Processor struct {
 	store Store
 	h     Handler
 	opts  Options
+	pk    *parking
 
 	running atomic.Bool
 	// registered: the start position is recorded (start.go).
@@ -219,6 +239,10 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 	} else if err := opts.supportedBy(store, h); err != nil {
 		errs = append(errs, err)
 	}
+	pk, err := newParking(store, opts)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("processing: new %q: %w: %w", name, ErrInvalid, err)
 	}
@@ -228,6 +252,7 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 		store:   store,
 		h:       h,
 		opts:    opts.withDefaults(),
+		pk:      pk,
 		status:  Status{Name: name},
 		changed: make(chan struct{}),
 	}, nil
@@ -279,7 +304,8 @@ func (p *Processor) Migrate(ctx context.Context) error {
 }
 
 // Reset moves the processor's saved position back to 0 through the store,
-// so that its next Run starts from the first event. Any instance of the
+// so that its next Run starts from the first event (and forgets the events
+// it parked, which it will read again). Any instance of the
 // processor still running elsewhere is fenced: its next save fails with
 // [ErrFenced] and it stops. Reset fails with [ErrRunning] while this
 // Processor runs.
@@ -288,8 +314,8 @@ func (p *Processor) Reset(ctx context.Context) error {
 }
 
 // ResetWith is [Processor.Reset] through reset, which resets the named
-// processor's position in the caller's transaction: a projector resets its
-// tables in the same one.
+// processor's position in the caller's transaction (and forgets its
+// parked events): a projector resets its tables in the same one.
 func (p *Processor) ResetWith(ctx context.Context, reset func(ctx context.Context, name string) error) error {
 	if p.running.Load() {
 		return fmt.Errorf("processing: reset %s: %w", p.name, ErrRunning)
@@ -297,7 +323,7 @@ func (p *Processor) ResetWith(ctx context.Context, reset func(ctx context.Contex
 	if err := reset(ctx, p.name); err != nil {
 		return fmt.Errorf("processing: reset %s: %w", p.name, err)
 	}
-	p.update(func(s *Status) { s.Position = 0 })
+	p.update(func(s *Status) { s.Position, s.Parked, s.OldestParked = 0, 0, time.Time{} })
 	return nil
 }
 
@@ -370,7 +396,9 @@ func (p *Processor) Run(ctx context.Context) error {
 func (r *run) loop(ctx context.Context, log *slog.Logger) error {
 	p := r.p
 	defer p.watchPause(ctx, log)()
+	r.log = log
 	p.update(func(s *Status) { s.State, s.Attempts = Running, 0 })
+	p.recordError(ctx, log, "") // it runs again: what it stopped with before is past
 	for {
 		err := errPaused
 		if p.awaitResume(ctx) {
@@ -386,18 +414,35 @@ func (r *run) loop(ctx context.Context, log *slog.Logger) error {
 		if r.owned && errors.Is(err, ErrFenced) {
 			return fmt.Errorf("%w: %w", errLeaseLost, err)
 		}
+		if r.parkBehind(ctx, err) {
+			continue
+		}
 		r.attempt++
 		f := Failure{Processor: p.name, Attempt: r.attempt, Err: err}
 		f.Position, f.StreamID, f.Type = failedEvent(err)
 		if !errors.Is(err, ErrFenced) {
-			f.Delay, f.Retry = p.opts.ErrorHandler.Retry(r.attempt)
+			f.Delay, f.Retry = r.policy(f).Retry(r.attempt)
+		}
+		if !f.Retry {
+			if lost := r.parkFailed(ctx, &f); lost != nil {
+				return lost
+			}
+			err = f.Err
 		}
 		p.logFailure(ctx, log, f)
 		if p.opts.OnError != nil {
 			p.opts.OnError(f)
 		}
+		if f.Parked {
+			r.attempt = 0
+			p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Running, 0, err })
+			continue
+		}
 		if !f.Retry {
 			p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Failed, r.attempt, err })
+			if !errors.Is(err, ErrFenced) { // fenced: another owner has it
+				p.recordError(ctx, log, err.Error())
+			}
 			return fmt.Errorf("processing: %s: %w", p.name, err)
 		}
 		p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Retrying, r.attempt, err })
@@ -422,9 +467,12 @@ func (p *Processor) logFailure(ctx context.Context, log *slog.Logger, f Failure)
 	if pe, ok := errors.AsType[*PanicError](f.Err); ok {
 		attrs = append(attrs, "stack", string(pe.Stack))
 	}
-	if f.Retry {
+	switch {
+	case f.Parked:
+		log.WarnContext(ctx, "event processor parked an event; going on", attrs...)
+	case f.Retry:
 		log.WarnContext(ctx, "event processor failed; retrying", append(attrs, "retry_in", f.Delay)...)
-	} else {
+	default:
 		log.ErrorContext(ctx, "event processor failed; stopping", attrs...)
 	}
 }
@@ -436,6 +484,8 @@ type run struct {
 	epoch   int64 // -1 until loaded
 	owned   bool  // under a lease (RunOwned): the epoch is the lease's
 	attempt int   // failures in a row
+	pk      *parkRun
+	log     *slog.Logger
 }
 
 // once loads the saved position and processes from there until a failure
@@ -452,11 +502,18 @@ func (r *run) once(ctx context.Context) error {
 		return fmt.Errorf("load position: %w", ErrFenced)
 	}
 	p.update(func(s *Status) { s.Position = pos })
+	if err := r.loadParked(ctx); err != nil {
+		return err
+	}
 	for b, err := range p.subscribe(ctx, pos, r.types) {
 		if err != nil {
+			r.readFailed(err, pos)
 			return err
 		}
 		cp := Checkpoint{store: p.store, name: p.name, epoch: r.epoch, from: pos}
+		if b, cp, err = r.split(ctx, b, cp); err != nil {
+			return err
+		}
 		var saved int64
 		var herr error
 		if len(b.Events) == 0 {
@@ -467,6 +524,7 @@ func (r *run) once(ctx context.Context) error {
 		} else {
 			saved, herr = r.handle(ctx, b, cp)
 		}
+		r.afterBatch(ctx, b, cp, pos, saved, herr)
 		if saved > pos {
 			pos = saved
 			healthy := herr == nil && r.attempt > 0
@@ -489,6 +547,8 @@ func (r *run) once(ctx context.Context) error {
 
 // handle calls the handler, turning a panic that escaped it into an error.
 func (r *run) handle(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error) {
+	r.p.pk.exclusive.Lock()
+	defer r.p.pk.exclusive.Unlock()
 	err = Guard(func() error {
 		var herr error
 		saved, herr = r.p.h.HandleBatch(ctx, b, cp)

@@ -86,6 +86,9 @@ func New(store Store, name string, opts Options) (*Reactor, error) {
 		if !ok {
 			return nil, fmt.Errorf("reactor: new %q: %w: a stateful reactor needs a StateStore; %T is not one", name, processing.ErrInvalid, store)
 		}
+		if _, ok := store.(txParking); !ok && opts.Processing.Park {
+			return nil, fmt.Errorf("reactor: new %q: %w: a stateful reactor that parks needs a store that parks in transactions; %T does not", name, processing.ErrInvalid, store)
+		}
 		r.sstore, handle = ss, r.handleStateBatch
 		if opts.Processing.BatchSize == 0 {
 			opts.Processing.BatchSize = DefaultStateBatchSize

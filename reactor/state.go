@@ -203,9 +203,9 @@ func (r *Reactor) handleStateBatch(ctx context.Context, batch event.Batch, cp pr
 		if handled < len(batch.Events) {
 			through = batch.Events[handled-1].Position
 		}
-		err := cp.SaveWith(tctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
+		err := cp.SaveWithParking(tctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
 			return r.sstore.SavePositionTx(ctx, tx, name, epoch, from, to)
-		})
+		}, r.parkTx(tx))
 		if err != nil {
 			return err
 		}

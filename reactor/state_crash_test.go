@@ -37,7 +37,7 @@ func TestStatefulCrashRecovery(t *testing.T) {
 		ledgerReactor(t, s, "ledger", processing.Options{}, nil) // migrate before the children
 		testkit.KillRepeatedly(t, s, testkit.CrashOptions{
 			Kind: string(kind), DSN: db.DSN, Processor: "ledger", Kills: 5, MaxPause: 30 * time.Millisecond,
-			Helper: "TestStatefulHelperProcess",
+			Helper: "^TestStatefulHelperProcess$",
 			AfterKill: func(k testkit.Kill) {
 				// On PostgreSQL the COMMIT of the killed child's last
 				// batch may still land now: check what stays put between

@@ -67,6 +67,11 @@ type ProcessorStatus struct {
 	// LastError is the latest failure, kept after the processor recovers;
 	// nil if it never failed. In JSON, its message or null.
 	LastError error `json:"-"`
+	// Parked counts the processor's parked events (see
+	// [processing.Options.Park]), and OldestParkedAge is how long ago the
+	// oldest of them first failed (0 when none is); in JSON, in seconds.
+	Parked          int           `json:"parked"`
+	OldestParkedAge time.Duration `json:"-"`
 }
 
 // MarshalJSON encodes s with its LastError as a string.
@@ -74,8 +79,9 @@ func (s ProcessorStatus) MarshalJSON() ([]byte, error) {
 	type plain ProcessorStatus
 	return json.Marshal(struct {
 		plain
-		LastError *string `json:"last_error"`
-	}{plain(s), errorText(s.LastError)})
+		LastError       *string `json:"last_error"`
+		OldestParkedAge float64 `json:"oldest_parked_age_seconds"`
+	}{plain(s), errorText(s.LastError), math.Round(s.OldestParkedAge.Seconds()*10) / 10})
 }
 
 // Status is a snapshot of a runner and its processors.
@@ -135,6 +141,10 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		Attempts:  ps.Attempts,
 		Paused:    ps.Paused,
 		LastError: ps.LastError,
+		Parked:    ps.Parked,
+	}
+	if !ps.OldestParked.IsZero() {
+		s.OldestParkedAge = max(time.Since(ps.OldestParked), 0)
 	}
 	s.Lag = s.Head - s.Position
 	switch ps.State {
@@ -178,6 +188,41 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 // processors' positions, to measure their rates.
 const sampleInterval = time.Second
 
+// rateWindow is how far back a processor's rate looks: long enough to
+// span several batches, so a rate is not 0 just because no batch committed
+// in the last sample interval.
+const rateWindow = 10 * time.Second
+
+// rateSample is a processor's position at a time.
+type rateSample struct {
+	at       time.Time
+	position int64
+}
+
+// rates keeps a processor's recent positions.
+type rates struct{ samples []rateSample }
+
+// add records the position at now and returns the rate over the samples
+// of the last rateWindow, in positions per second (0 until there are two).
+// A position that went back (a reset) starts the window again.
+func (rs *rates) add(now time.Time, position int64) float64 {
+	if n := len(rs.samples); n > 0 && position < rs.samples[n-1].position {
+		rs.samples = rs.samples[:0]
+	}
+	rs.samples = append(rs.samples, rateSample{now, position})
+	drop := 0
+	for drop < len(rs.samples)-2 && now.Sub(rs.samples[drop+1].at) >= rateWindow {
+		drop++
+	}
+	rs.samples = rs.samples[drop:]
+	first := rs.samples[0]
+	dt := now.Sub(first.at).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(position-first.position) / dt
+}
+
 // sample measures the processors' rates and logs the progress of those
 // catching up, until ctx ends.
 func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
@@ -186,7 +231,8 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 	now := time.Now()
 	r.mu.Lock()
 	for _, pr := range r.procs {
-		pr.lastPos, pr.lastAt, pr.lastLog = pr.p.Status().Position, now, now
+		pr.rates.add(now, pr.p.Status().Position)
+		pr.lastLog = now
 	}
 	r.mu.Unlock()
 	for {
@@ -207,10 +253,7 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 		r.head = head
 		for _, pr := range r.procs {
 			ps := pr.p.Status()
-			if dt := now.Sub(pr.lastAt).Seconds(); dt > 0 {
-				pr.rate = max(float64(ps.Position-pr.lastPos), 0) / dt
-			}
-			pr.lastPos, pr.lastAt = ps.Position, now
+			pr.rate = pr.rates.add(now, ps.Position)
 			s := r.statusOf(pr, ps)
 			wasLive := pr.reportedLive
 			pr.reportedLive = s.State == Live

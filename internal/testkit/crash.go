@@ -22,6 +22,9 @@ const (
 type CrashOptions struct {
 	// Kind and DSN name the database the child opens in [CrashChild].
 	Kind, DSN string
+	// Helper is the -test.run pattern that selects the child's test;
+	// empty means "^TestHelperProcess$".
+	Helper string
 	// Processor is the name of the processor the child runs on the
 	// store: KillRepeatedly watches its saved position. The child's work
 	// is the events up to the head of the store when it starts.
@@ -35,10 +38,6 @@ type CrashOptions struct {
 	// starts: to check what the child left behind, or to append more
 	// events.
 	AfterKill func(Kill)
-	// Helper is the name of the test function the child runs; empty
-	// means TestHelperProcess. A test binary with several crash tests
-	// gives each its own.
-	Helper string
 }
 
 // Kill is what [KillRepeatedly] knows after it killed a child.
@@ -98,10 +97,10 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 		}
 		helper := o.Helper
 		if helper == "" {
-			helper = "TestHelperProcess"
+			helper = "^TestHelperProcess$"
 		}
 		c := StartChild(t, ChildOptions{
-			Run:    "^" + helper + "$",
+			Run:    helper,
 			Env:    []string{envCrashKind + "=" + o.Kind, envCrashDSN + "=" + o.DSN},
 			Stderr: os.Stderr,
 		})
