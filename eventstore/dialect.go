@@ -89,6 +89,9 @@ type queries struct {
 
 	// The parked events of processors (see parked.go).
 	parked parkedQueries
+
+	// Processor start positions and pause flags (positions_start.go).
+	start startQueries
 }
 
 // newQueries builds the shared query texts. p is the dialect's bind
@@ -132,6 +135,7 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 	q.processorProgress = "SELECT p.position, p.paused, p.last_error, COALESCE(k.error, ''), COALESCE(k.waits_on, 0), k.position IS NOT NULL FROM " + pt +
 		" p LEFT JOIN " + t.parked + " k ON k.processor = p.name AND k.position = " + p(2) + " WHERE p.name = " + p(1)
 	q.parked = newParkedQueries(t, p)
+	q.start = newStartQueries(t, p)
 	return q
 }
 

@@ -431,6 +431,10 @@ func (d *postgresDialect) deleteStream(ctx context.Context, streamID string, che
 			return err
 		}
 	}
+	// Wake stream subscriptions, which end when their stream is deleted.
+	if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, '')", keys.channel); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 

@@ -54,6 +54,20 @@
 // [Store.Unpark] (or [Store.UnparkTx]) removes them, all or none. A
 // position reset removes the processor's parked events with it.
 //
+// # Stream subscriptions and appends in a transaction
+//
+// [Store.SubscribeStream] follows one stream from a version, catch-up then
+// live, woken like [Store.Subscribe], and ends with an error matching
+// [event.ErrStreamDeleted] when the stream is deleted.
+// [Store.SubscribeBatchesOf] follows one stream or a category of streams
+// in global order, for event stream processors limited to them.
+//
+// [Store.AppendTx] and [Store.AppendAllTx] append in a transaction of the
+// caller's ([Store.Transaction]), so that events commit with other writes
+// — a stateful reactor's tables and position — or not at all. On
+// PostgreSQL they take the ordering lock until the transaction ends:
+// appends in a transaction come last, right before its commit.
+//
 // # Lost connections
 //
 // Errors that a lost, refused or timed-out connection causes match

@@ -17,12 +17,24 @@ type execer interface {
 // Transaction runs fn in a transaction of the store's database and commits
 // it when fn returns nil, or rolls it back: the transaction a projector's
 // handlers write their read model in, together with its position
-// ([Store.SavePositionTx]).
+// ([Store.SavePositionTx]), and a stateful reactor its state, its position
+// and the events it emits ([Store.AppendTx]). When the transaction appended
+// events, the store wakes its subscribers once it commits.
 func (s *Store) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	if err := s.gdb.WithContext(ctx).Transaction(fn); err != nil {
+	var appended func() bool
+	err := s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		flag, done := s.txs.begin(tx.Statement.ConnPool)
+		defer done()
+		appended = flag.Load
+		return fn(tx)
+	})
+	if err != nil {
 		return err
 	}
 	s.posWake.broadcast() // a position saved in it is committed now
+	if appended != nil && appended() {
+		s.wake.broadcast() // and so are the events appended in it
+	}
 	return nil
 }
 

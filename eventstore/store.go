@@ -121,6 +121,7 @@ type Store struct {
 	w    writer
 	wake signal
 	pg   *pgListener // nil on SQLite
+	txs  txMarks     // the transactions of Transaction, for AppendTx
 	// posWake and pgPos wake the waiters for processors' positions (see
 	// positions_watch.go); pgPos is nil on SQLite.
 	posWake signal

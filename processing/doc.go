@@ -31,6 +31,37 @@
 // projector, whose position commits with its writes, this also rolls back
 // the racing batch.
 //
+// A processor with no saved position yet starts from the first event, or
+// from the head of the store or a given position ([Options.Start],
+// [FromHead], [After]); the start is recorded once, as its first saved
+// position, when the processor is first registered (its first Migrate or
+// Run), so a restart never jumps ahead.
+//
+// # Streams
+//
+// A processor reads every stream, or only one stream or a category of
+// streams — those whose IDs start with a prefix, such as "todo-"
+// ([Options.Streams], an [event.StreamFilter]). The store filters the
+// events; the position moves past the events of the other streams as it
+// moves past events of other types.
+//
+// # Middleware
+//
+// [Options.Middleware] wraps the handling of each event by a projector or
+// a reactor, as command middleware wraps a command's: logging ([Logging]),
+// metrics, tracing, timeouts ([Timeout]), checks of the event. Each
+// [Middleware] sees the event and the processor (its name and kind), and
+// calls the next one; the first given is outermost.
+//
+// # Pause
+//
+// [Processor.Pause] stops a processor from handling events until
+// [Processor.Resume], in every process that runs it: the flag is kept in
+// the processor's row of the position table (so the admin command can set
+// it too) and read by each running processor every
+// [Options.PauseCheckInterval]. A paused processor keeps its lease, shows
+// the state [Paused], and resumes from its saved position.
+//
 // # Ownership
 //
 // [Processor.Run] runs wherever it is called: two instances of a processor

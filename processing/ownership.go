@@ -199,7 +199,7 @@ func (p *Processor) standby(ctx context.Context, o Ownership, log *slog.Logger) 
 	for {
 		err := func() error {
 			if !loaded {
-				if _, _, err := p.store.LoadPosition(ctx, p.name); err != nil {
+				if _, _, err := p.loadPosition(ctx); err != nil {
 					return err
 				}
 				loaded = true

@@ -51,6 +51,26 @@ type Options struct {
 	// processor's goroutine, before it waits to retry: a hook for error
 	// reporting services. It must not block for long.
 	OnError func(Failure)
+	// Start is where the processor starts when it has no saved position
+	// yet: [FromBeginning] (the zero value), [FromHead] or [After] a
+	// position. See [Start].
+	Start Start
+	// Streams limits the processor to one stream or to a category of
+	// streams (see [event.StreamFilter]); the zero value reads every
+	// stream. The store filters the events; the position moves past the
+	// events of other streams as usual.
+	Streams event.StreamFilter
+	// Middleware wraps the processor's handling of each event, the first
+	// outermost (see [Middleware]). Only processors with typed handlers
+	// ([NewKind]: projectors and reactors) have per-event handling to
+	// wrap.
+	Middleware []Middleware
+	// PauseCheckInterval is how often a running processor reads its
+	// pause flag from the store, to notice a pause or a resume made by
+	// another process (see [Processor.Pause]); zero means
+	// DefaultPauseCheckInterval, and a negative value never reads it
+	// after the start of a run.
+	PauseCheckInterval time.Duration
 	// Park makes the processor park an event its error handler gives up
 	// on, instead of stopping: it records the event in the store's
 	// parked events (see [Parking]) and goes on with the next, and the
@@ -67,7 +87,7 @@ func (o Options) Validate() error {
 	if o.BatchSize < 0 {
 		return fmt.Errorf("%w: batch size %d is negative", ErrInvalid, o.BatchSize)
 	}
-	return nil
+	return o.validateMore()
 }
 
 func (o Options) withDefaults() Options {
@@ -79,6 +99,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.PauseCheckInterval == 0 {
+		o.PauseCheckInterval = DefaultPauseCheckInterval
 	}
 	return o
 }
@@ -123,9 +146,12 @@ const (
 	// Standby: waiting in [Processor.RunOwned] for the lease that
 	// another owner holds.
 	Standby
+	// Paused: running, but handling nothing until it is resumed (see
+	// [Processor.Pause]).
+	Paused
 )
 
-var stateNames = [...]string{Idle: "idle", Running: "running", Retrying: "retrying", Failed: "failed", Stopped: "stopped", Standby: "standby"}
+var stateNames = [...]string{Idle: "idle", Running: "running", Retrying: "retrying", Failed: "failed", Stopped: "stopped", Standby: "standby", Paused: "paused"}
 
 // String returns the state's lower-case name.
 func (s State) String() string {
@@ -156,6 +182,9 @@ type Status struct {
 	// LastError is the latest failure, kept after the processor recovers
 	// from it; nil if it never failed.
 	LastError error
+	// Paused reports whether the processor is paused, as this process
+	// last knew (see [Processor.Pause]).
+	Paused bool
 	// Parked counts the processor's parked events ([Options.Park]), and
 	// OldestParked is when the oldest of them first failed (zero when
 	// none is): as this process last saw them, when it parked, retried
@@ -178,6 +207,9 @@ type Processor struct {
 	pk    *parking
 
 	running atomic.Bool
+	// registered: the start position is recorded (start.go).
+	registered atomic.Bool
+	pause      pauseState // pause.go
 
 	mu      sync.Mutex
 	status  Status
@@ -203,6 +235,8 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 		errs = append(errs, err)
 	}
 	if err := opts.Validate(); err != nil {
+		errs = append(errs, err)
+	} else if err := opts.supportedBy(store, h); err != nil {
 		errs = append(errs, err)
 	}
 	pk, err := newParking(store, opts)
@@ -263,7 +297,10 @@ func (p *Processor) start() error {
 // safe to run again, and from several processes at once.
 func (p *Processor) Migrate(ctx context.Context) error {
 	// The store's error names the operation: there is nothing to add.
-	return p.store.Migrate(ctx)
+	if err := p.store.Migrate(ctx); err != nil {
+		return err
+	}
+	return p.register(ctx)
 }
 
 // Reset moves the processor's saved position back to 0 through the store,
@@ -358,14 +395,21 @@ func (p *Processor) Run(ctx context.Context) error {
 // it is fenced.
 func (r *run) loop(ctx context.Context, log *slog.Logger) error {
 	p := r.p
+	defer p.watchPause(ctx, log)()
 	r.log = log
 	p.update(func(s *Status) { s.State, s.Attempts = Running, 0 })
 	p.recordError(ctx, log, "") // it runs again: what it stopped with before is past
 	for {
-		err := r.once(ctx)
+		err := errPaused
+		if p.awaitResume(ctx) {
+			err = r.pausable(ctx)
+		}
 		if ctx.Err() != nil {
 			p.update(func(s *Status) { s.State = Stopped })
 			return nil
+		}
+		if errors.Is(err, errPaused) {
+			continue
 		}
 		if r.owned && errors.Is(err, ErrFenced) {
 			return fmt.Errorf("%w: %w", errLeaseLost, err)
@@ -448,7 +492,7 @@ type run struct {
 // or the end of ctx.
 func (r *run) once(ctx context.Context) error {
 	p := r.p
-	pos, epoch, err := p.store.LoadPosition(ctx, p.name)
+	pos, epoch, err := p.loadPosition(ctx)
 	if err != nil {
 		return err
 	}
@@ -461,7 +505,7 @@ func (r *run) once(ctx context.Context) error {
 	if err := r.loadParked(ctx); err != nil {
 		return err
 	}
-	for b, err := range p.store.SubscribeBatches(ctx, pos, p.opts.BatchSize, r.types...) {
+	for b, err := range p.subscribe(ctx, pos, r.types) {
 		if err != nil {
 			r.readFailed(err, pos)
 			return err

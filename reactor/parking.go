@@ -24,6 +24,10 @@ import (
 // parked, and handles them again once nothing is. RetryParked freezes
 // the reactor's handlers, as Run does.
 func (r *Reactor) RetryParked(ctx context.Context, streamID string) (int, error) {
+	if r.state != nil {
+		// In a transaction, with the reactor's state (state_parking.go).
+		return r.RetryParkedWith(ctx, streamID, r.replayState)
+	}
 	return r.RetryParkedWith(ctx, streamID, r.replay)
 }
 

@@ -28,6 +28,9 @@ const (
 	Live State = "live"
 	// Retrying: waiting to retry after a failure, per its error handler.
 	Retrying State = "retrying"
+	// Paused: paused by an operator; it handles nothing until it is
+	// resumed, and keeps its lease meanwhile (see [Runner.Pause]).
+	Paused State = "paused"
 	// Failed: its error handler gave up; it stays down.
 	Failed State = "failed"
 	// Stopped: the runner has stopped it.
@@ -56,6 +59,11 @@ type ProcessorStatus struct {
 	Rate float64 `json:"events_per_second"`
 	// Attempts counts the failures in a row; 0 when healthy.
 	Attempts int `json:"attempts"`
+	// Paused reports whether the processor is paused, as this process
+	// last knew: paused here ([Runner.Pause]), or found paused by its run
+	// here (in state Paused). A processor standing by here does not read
+	// the flag; the store's ListPositions has it for every processor.
+	Paused bool `json:"paused"`
 	// LastError is the latest failure, kept after the processor recovers;
 	// nil if it never failed. In JSON, its message or null.
 	LastError error `json:"-"`
@@ -131,6 +139,7 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		Head:      max(r.head, ps.Position),
 		Rate:      math.Round(pr.rate*10) / 10,
 		Attempts:  ps.Attempts,
+		Paused:    ps.Paused,
 		LastError: ps.LastError,
 		Parked:    ps.Parked,
 	}
@@ -161,6 +170,8 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		s.State = Retrying
 	case processing.Failed:
 		s.State = Failed
+	case processing.Paused:
+		s.State = Paused
 	default:
 		s.State = Stopped
 	}
@@ -265,10 +276,20 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 // Handler returns an HTTP handler that serves the runner's [Status] as
 // JSON, to GET and HEAD requests. It answers 200 OK whatever the
 // processors' states: health checks read the states from the body.
+//
+// It also pauses and resumes processors ([Runner.Pause], [Runner.Resume]):
+// a POST to a path that ends in /<name>/pause or /<name>/resume, below
+// wherever the handler is mounted (the name path-escaped), answers the
+// processor's status once it is done, 404 for an unknown processor.
+// Mount it where only operators can reach it.
 func (r *Runner) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPost {
+			r.serveControl(w, req)
+			return
+		}
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Allow", "GET, HEAD, POST")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
