@@ -52,7 +52,7 @@ func (d *postgresDialect) schema() []string {
 	t := d.q.t
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + t.events + ` (
-			position bigint `+d.positionColumn()+` PRIMARY KEY,
+			position bigint ` + d.positionColumn() + ` PRIMARY KEY,
 			event_id uuid NOT NULL,
 			stream_id text NOT NULL,
 			version bigint NOT NULL,
