@@ -107,12 +107,23 @@ type pgNames struct {
 func (n *pgNames) get(ctx context.Context) (pgKeys, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	keys, err := n.keysLocked(ctx)
+	if err == nil && !n.verified {
+		err = n.checkOrdering(ctx)
+	}
+	return keys, err
+}
+
+// unchecked is get without the check of the database's ordering, which
+// Migrate makes itself.
+func (n *pgNames) unchecked(ctx context.Context) (pgKeys, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.keysLocked(ctx)
+}
+
+func (n *pgNames) keysLocked(ctx context.Context) (pgKeys, error) {
 	if n.keys != nil {
-		if !n.verified {
-			if err := n.checkOrdering(ctx); err != nil {
-				return pgKeys{}, err
-			}
-		}
 		return *n.keys, nil
 	}
 	var schema string
@@ -125,20 +136,16 @@ func (n *pgNames) get(ctx context.Context) (pgKeys, error) {
 		h.Write([]byte(s))
 		return h.Sum64()
 	}
-	keys := &pgKeys{
+	n.keys = &pgKeys{
 		writeLock:   int64(hash("cairn.write:" + base)),
 		migrateLock: int64(hash("cairn.migrate:" + base)),
 		channel:     fmt.Sprintf("cairn_%016x", hash("cairn.notify:"+base)),
 	}
-	if err := n.checkOrdering(ctx); err != nil {
-		return pgKeys{}, err
-	}
-	n.keys = keys
 	return *n.keys, nil
 }
 
 func (d *postgresDialect) migrate(ctx context.Context, stmts []string) error {
-	keys, err := d.names.get(ctx)
+	keys, err := d.names.unchecked(ctx)
 	if err != nil {
 		return err
 	}
