@@ -32,6 +32,7 @@ type database struct {
 	kind string
 	gorm *gorm.DB
 	sql  *sql.DB
+	dsn  string // PostgreSQL: a DSN of the database, for other processes
 	// drop closes the database and removes it.
 	drop func() error
 }
@@ -175,7 +176,7 @@ func postgresTarget(admin *sql.DB, base string, idle int) target {
 				sqlDB.SetMaxIdleConns(idle)
 			}
 			drop := func() error { return errors.Join(sqlDB.Close(), dropSchema()) }
-			return &database{kind: kindPostgres, gorm: g, sql: sqlDB, drop: drop}, nil
+			return &database{kind: kindPostgres, gorm: g, sql: sqlDB, dsn: dsn, drop: drop}, nil
 		},
 	}
 }
