@@ -256,6 +256,7 @@ type horizon struct {
 	headSQL     string // newest position, readable head, horizon
 	readableSQL string // readable head, horizon
 	holderSQL   string // see Store.Horizon
+	countSQL    string // see Store.Distance
 
 	mu       sync.Mutex
 	seenXID  int64     // the horizon last seen holding events back …
@@ -272,6 +273,7 @@ func newHorizon(db *sql.DB, names *pgNames, t tables, opts Options, wake func() 
 		log:         opts.Logger.With("component", "eventstore.horizon"),
 		headSQL:     "SELECT (SELECT COALESCE(max(position), 0) FROM " + t.events + "), " + readable + ", " + xmin,
 		readableSQL: "SELECT " + readable + ", " + xmin,
+		countSQL:    "SELECT count(*) FROM (SELECT 1 FROM " + t.events + " WHERE position > $1 AND position <= $2 LIMIT $3) d",
 		holderSQL: `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
 			SELECT h.x::text::bigint, (SELECT COALESCE(max(position), 0) FROM ` + t.events + `), ` + readable + `,
 				a.pid, COALESCE(a.application_name, ''), COALESCE(a.state, ''),

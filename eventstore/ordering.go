@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -35,8 +36,7 @@ const (
 	//
 	//   - Positions are sparse: consecutive events are often 65,536 or more
 	//     apart. They still only grow and are never reused; never compute
-	//     with them (a count of events between two positions is
-	//     [Store.Backlog]).
+	//     with them: [Store.Distance] counts the events between two.
 	//   - A transaction holds at most [MaxXIDTransactionEvents] events: one
 	//     append of more fails with [ErrInvalidArgument].
 	//   - Readers wait for the horizon. Any transaction on the PostgreSQL
@@ -93,6 +93,32 @@ func (e *orderingError) msg() string {
 	return fmt.Sprintf("ordering mismatch: the database was migrated with %s ordering, the store is opened with %s (Options.Ordering)", e.recorded, e.want)
 }
 func (e *orderingError) Is(target error) bool { return target == ErrOrderingMismatch }
+
+// maxDistance is the most events [Store.Distance] counts.
+const maxDistance = 1_000_000
+
+// Distance returns how many events a reader that has read up to position
+// from reads to reach position to (0 when to is not after from): the lag
+// of a processor at from behind the head to, or its progress between two
+// positions. Under lock ordering, where positions are nearly contiguous,
+// it is to − from, which counts the holes that failed appends and deleted
+// streams leave as events, at no cost. Under [OrderingXID], where
+// consecutive events are often 65,536 or more positions apart, it counts
+// the stored events, with an index scan, up to 1,000,000: a greater
+// distance reads as 1,000,000.
+func (s *Store) Distance(ctx context.Context, from, to int64) (int64, error) {
+	if to <= from {
+		return 0, nil
+	}
+	if s.hz == nil {
+		return to - from, nil
+	}
+	var n int64
+	if err := s.db.QueryRowContext(ctx, s.hz.countSQL, from, to, maxDistance).Scan(&n); err != nil {
+		return 0, fail("distance", "", "", err)
+	}
+	return n, nil
+}
 
 // Horizon says how far the readers of a store can read, and what holds
 // them back. Its fields are plain values, for status pages and metrics.

@@ -178,6 +178,16 @@ func TestXIDPositions(t *testing.T) {
 		t.Errorf("last position %d is transaction %d, event %d; the next transaction is %d", last, last>>16, last&0xffff, xid)
 	}
 	testkit.CheckEvents(t, "ReadAll", testkit.MustCollect(t, "ReadAll", s.ReadAll(ctx, 0, 0)), all)
+	for _, c := range []struct{ from, to, want int64 }{
+		{0, all[14].Position, 15},
+		{all[2].Position, all[14].Position, 12},
+		{all[2].Position + 1, all[3].Position - 1, 0},
+		{all[3].Position, all[2].Position, 0},
+	} {
+		if n, err := s.Distance(ctx, c.from, c.to); err != nil || n != c.want {
+			t.Errorf("Distance(%d, %d) = %d, %v; want %d", c.from, c.to, n, err, c.want)
+		}
+	}
 
 	big := make([]any, eventstore.MaxXIDTransactionEvents+1)
 	for i := range big {
@@ -284,6 +294,9 @@ func TestHorizonLock(t *testing.T) {
 		hz, err := s.Horizon(t.Context())
 		if err != nil || hz.Held || hz.Head != got[0].Position || hz.Readable != hz.Head || hz.Ordering != eventstore.OrderingLock {
 			t.Errorf("Horizon() = %+v, %v; want head and readable %d, not held", hz, err, got[0].Position)
+		}
+		if n, err := s.Distance(t.Context(), 3, 10); err != nil || n != 7 {
+			t.Errorf("Distance(3, 10) = %d, %v; want 7 (positions are nearly contiguous)", n, err)
 		}
 	})
 }

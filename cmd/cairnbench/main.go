@@ -99,6 +99,7 @@ type config struct {
 	memProfile  string
 	processes   bool    // run the multi-process workloads (processes.go) instead
 	shapes      []shape // of the multi-process workloads
+	orderings   []string
 }
 
 // run parses args, runs the benchmarks and writes the report to stdout.
@@ -134,13 +135,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("cairnbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		cfg   config
-		db    = fs.String("db", "", "databases: sqlite, postgres or both (default: both when a PostgreSQL DSN is set)")
-		sync  = fs.String("sync", "both", "SQLite synchronous setting: full, normal or both")
-		quick = fs.Bool("quick", false, "sizes about 10× smaller, 1 run unless -runs is given")
-		tiny  = fs.Bool("tiny", false, "minimal sizes, for smoke tests")
-		only  = fs.String("only", "", "comma-separated workloads to run (default all: "+strings.Join(workloadIDs(allWorkloads()), ",")+")")
-		procs = fs.String("shapes", "", "with -processes: comma-separated shapes to run (default all: "+strings.Join(shapeIDs(), ",")+")")
+		cfg       config
+		db        = fs.String("db", "", "databases: sqlite, postgres or both (default: both when a PostgreSQL DSN is set)")
+		sync      = fs.String("sync", "both", "SQLite synchronous setting: full, normal or both")
+		quick     = fs.Bool("quick", false, "sizes about 10× smaller, 1 run unless -runs is given")
+		tiny      = fs.Bool("tiny", false, "minimal sizes, for smoke tests")
+		only      = fs.String("only", "", "comma-separated workloads to run (default all: "+strings.Join(workloadIDs(allWorkloads()), ",")+")")
+		orderings = fs.String("orderings", "lock,xid", "with -processes: the store's orderings to run")
+		procs     = fs.String("shapes", "", "with -processes: comma-separated shapes to run (default all: "+strings.Join(shapeIDs(), ",")+")")
 	)
 	fs.StringVar(&cfg.sqliteDir, "sqlite", "", "directory for the SQLite database files (default: a temporary directory)")
 	fs.StringVar(&cfg.postgresDSN, "postgres", os.Getenv(envPostgres), "PostgreSQL DSN (default: $"+envPostgres+"; empty skips PostgreSQL)")
@@ -188,6 +190,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	cfg.workloads = ws
 	if cfg.shapes, err = selectShapes(*procs); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.orderings, err = selectOrderings(*orderings); err != nil {
 		errs = append(errs, err)
 	}
 	return cfg, errors.Join(errs...)

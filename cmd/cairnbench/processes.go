@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -145,7 +146,9 @@ func runProcesses(ctx context.Context, cfg config, stdout, stderr io.Writer) err
 			runs = append(runs, procRun{shape: s})
 			continue
 		}
-		runs = append(runs, procRun{shape: s, ordering: "lock"}, procRun{shape: s, ordering: "xid"})
+		for _, o := range cfg.orderings {
+			runs = append(runs, procRun{shape: s, ordering: o})
+		}
 	}
 	samples := map[string][]sample{}
 	for round := 1; round <= cfg.runs; round++ {
@@ -206,7 +209,7 @@ func measureProcesses(ctx context.Context, t target, r procRun, dur time.Duratio
 		return sample{}, err
 	}
 	if !r.shape.latency {
-		return sample{value: res.rate}, nil
+		return sample{value: res.rate, extras: map[string]float64{extraClientCPU: float64(res.cpu.Microseconds()) / float64(res.events)}}, nil
 	}
 	return sub.latency(ctx, res.acks)
 }
@@ -239,8 +242,10 @@ type processes struct {
 
 // processResult is what the children of one measurement did.
 type processResult struct {
-	rate float64     // appends per second, summed over the children
-	acks []ackedTime // the sampled appends, when AckEvery was set
+	rate   float64       // appends per second, summed over the children
+	events int64         // appends, summed
+	cpu    time.Duration // CPU time of the children, summed
+	acks   []ackedTime   // the sampled appends, when AckEvery was set
 }
 
 // ackedTime is when an append that stored an event at pos was called
@@ -327,13 +332,18 @@ func (ps *processes) run() (processResult, error) {
 					}
 					f := strings.Fields(line)
 					switch {
-					case len(f) == 3 && f[0] == "done":
+					case len(f) == 4 && f[0] == "done":
 						n, err1 := strconv.ParseInt(f[1], 10, 64)
 						ns, err2 := strconv.ParseInt(f[2], 10, 64)
-						if err := errors.Join(err1, err2); err != nil || ns <= 0 {
+						cpu, err3 := strconv.ParseInt(f[3], 10, 64)
+						if err := errors.Join(err1, err2, err3); err != nil || ns <= 0 {
 							return fmt.Errorf("child printed %q", line)
 						}
 						rate = float64(n) / time.Duration(ns).Seconds()
+						mu.Lock()
+						res.events += n
+						res.cpu += time.Duration(cpu)
+						mu.Unlock()
 					case len(f) == 4 && f[0] == "ack":
 						pos, err1 := strconv.ParseInt(f[1], 10, 64)
 						called, err2 := strconv.ParseInt(f[2], 10, 64)
@@ -365,6 +375,10 @@ func (ps *processes) run() (processResult, error) {
 	}
 	return res, nil
 }
+
+// extraClientCPU is the CPU time the writer processes spent per append,
+// in microseconds.
+const extraClientCPU = "client_cpu"
 
 // extraFromCall is the latency workload's median from an append's call
 // (rather than its return) to the subscriber receiving the event.
@@ -535,7 +549,7 @@ func runProcessChild(ctx context.Context, spec string, in io.Reader, out io.Writ
 	}
 	elapsed := time.Since(start)
 	w := bufio.NewWriter(out)
-	fmt.Fprintf(w, "done %d %d\n", total.Load(), elapsed.Nanoseconds())
+	fmt.Fprintf(w, "done %d %d %d\n", total.Load(), elapsed.Nanoseconds(), cpuTime().Nanoseconds())
 	for _, as := range acks {
 		for _, a := range as {
 			fmt.Fprintf(w, "ack %d %d %d\n", a.pos, a.called.UnixNano(), a.at.UnixNano())
@@ -571,8 +585,8 @@ func writeProcessReport(w io.Writer, cfg config, about string, dur time.Duration
 	b.WriteString("|---|--:|--:|--:|--:|---|\n")
 	for _, s := range cfg.shapes {
 		if s.floor {
-			fmt.Fprintf(&b, "| floor: %d × %d, minimal schema | — | — | — | — | %s events/s (spread ±%.0f%%) |\n",
-				s.procs, s.callers, formatValue(floor.median), 100*floor.spread)
+			fmt.Fprintf(&b, "| floor: %d × %d, minimal schema | — | — | — | — | %s events/s; writers' CPU per append %.0f µs; spread ±%.0f%% |\n",
+				s.procs, s.callers, formatValue(floor.median), floor.extras[extraClientCPU], 100*floor.spread)
 			continue
 		}
 		lock, xid := summarize(samples[s.id+"/lock"]), summarize(samples[s.id+"/xid"])
@@ -588,9 +602,32 @@ func writeProcessReport(w io.Writer, cfg config, about string, dur time.Duration
 		if floor.runs > 0 {
 			vsFloor = strconv.FormatFloat(ratio(xid, floor), 'f', 2, 64)
 		}
-		fmt.Fprintf(&b, "| %d × %d (events/s) | %s | %s | %.2f | %s | spread: lock ±%.0f%%, xid ±%.0f%% |\n",
-			s.procs, s.callers, formatValue(lock.median), formatValue(xid.median), ratio(xid, lock), vsFloor, 100*lock.spread, 100*xid.spread)
+		fmt.Fprintf(&b, "| %d × %d (events/s) | %s | %s | %.2f | %s | writers' CPU per append: lock %.0f µs, xid %.0f µs; spread: lock ±%.0f%%, xid ±%.0f%% |\n",
+			s.procs, s.callers, formatValue(lock.median), formatValue(xid.median), ratio(xid, lock), vsFloor,
+			lock.extras[extraClientCPU], xid.extras[extraClientCPU], 100*lock.spread, 100*xid.spread)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// cpuTime returns the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// selectOrderings returns the orderings of the comma-separated list.
+func selectOrderings(list string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		if o != "lock" && o != "xid" {
+			return nil, fmt.Errorf("-orderings: %q, want lock or xid", o)
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
