@@ -87,6 +87,9 @@ type queries struct {
 	listPositions  string
 	setFailure     string
 	setPaused      string
+	// processorProgress reads what a wait for a position needs of one
+	// processor's row (see positions_watch.go).
+	processorProgress string
 }
 
 // newQueries builds the shared query texts. p is the dialect's bind
@@ -127,6 +130,7 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		"CASE WHEN lease_until > " + nowMillis + " THEN lease_until ELSE 0 END, paused, last_error, failed_at FROM " + pt + " ORDER BY name"
 	q.setFailure = "UPDATE " + pt + " SET last_error = " + p(2) + ", failed_at = CASE WHEN " + p(2) + " = '' THEN 0 ELSE " + nowMillis + " END WHERE name = " + p(1)
 	q.setPaused = "UPDATE " + pt + " SET paused = " + p(2) + " WHERE name = " + p(1)
+	q.processorProgress = "SELECT position, paused, last_error FROM " + pt + " WHERE name = " + p(1)
 	return q
 }
 

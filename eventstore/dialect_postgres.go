@@ -166,13 +166,14 @@ func (d *postgresDialect) migrate(ctx context.Context, stmts []string) error {
 			return err
 		}
 	}
-	if err := d.recordOrdering(ctx, tx, legacy); err != nil {
+	recorded, err := d.recordOrdering(ctx, tx, legacy)
+	if err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	d.names.migrated()
+	d.names.migrated(recorded)
 	return nil
 }
 

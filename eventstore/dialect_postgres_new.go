@@ -32,9 +32,11 @@ const postgresNowMillis = `CAST(extract(epoch FROM clock_timestamp()) * 1000 AS 
 
 func newPostgresDialect(db *sql.DB, t tables, opts Options) *postgresDialect {
 	p := func(n int) string { return "$" + strconv.Itoa(n) }
+	q := newQueries(t, p, "true", postgresNowMillis)
+	notifyPositionCommits(&q, opts.TablePrefix)
 	d := &postgresDialect{
 		db:            db,
-		q:             newQueries(t, p, "true", postgresNowMillis),
+		q:             q,
 		now:           opts.Now,
 		writeTimeout:  opts.WriteTimeout,
 		names:         pgNames{db: db, prefix: opts.TablePrefix, t: t, want: opts.Ordering},

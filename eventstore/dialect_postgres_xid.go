@@ -148,7 +148,8 @@ func (d *postgresDialect) hasEventsTable(ctx context.Context, tx *sql.Tx) (bool,
 
 // recordOrdering records the store's ordering in a migration's
 // transaction, once its DDL has run, and fails if the database has
-// another one. A database whose events table existed before the store
+// another one. It reports false, recording nothing, when the statements
+// left no store table (DropTables runs its DROPs through migrate too). A database whose events table existed before the store
 // table (legacy: migrated by a version that did not record orderings) has
 // lock ordering.
 //
@@ -156,35 +157,39 @@ func (d *postgresDialect) hasEventsTable(ctx context.Context, tx *sql.Tx) (bool,
 // stored ones: a database restored into another cluster (pg_dump) finds
 // transaction IDs far below the ones its positions were made of; the
 // offset added to them then moves past the newest stored position.
-func (d *postgresDialect) recordOrdering(ctx context.Context, tx *sql.Tx, legacy bool) error {
+func (d *postgresDialect) recordOrdering(ctx context.Context, tx *sql.Tx, legacy bool) (bool, error) {
 	t := d.q.t
+	var exists bool
+	if err := tx.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", t.store).Scan(&exists); err != nil || !exists {
+		return false, err
+	}
 	initial := d.ordering
 	if legacy {
 		initial = OrderingLock
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO "+t.store+" (ordering) VALUES ($1) ON CONFLICT (id) DO NOTHING", initial.String()); err != nil {
-		return err
+		return false, err
 	}
 	var recorded string
 	if err := tx.QueryRowContext(ctx, "SELECT ordering FROM "+t.store).Scan(&recorded); err != nil {
-		return err
+		return false, err
 	}
 	if recorded != d.ordering.String() {
-		return &orderingError{recorded: recorded, want: d.ordering.String()}
+		return false, &orderingError{recorded: recorded, want: d.ordering.String()}
 	}
 	if d.ordering != OrderingXID {
-		return nil
+		return true, nil
 	}
 	var newest, next, offset int64
 	err := tx.QueryRowContext(ctx, "SELECT COALESCE((SELECT max(position) FROM "+t.events+"), 0) >> "+strconv.Itoa(xidShift)+
 		", pg_snapshot_xmax(pg_current_snapshot())::text::bigint, xid_offset FROM "+t.store).Scan(&newest, &next, &offset)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if newest >= next+offset {
 		_, err = tx.ExecContext(ctx, "UPDATE "+t.store+" SET xid_offset = $1", newest-next+1)
 	}
-	return err
+	return err == nil, err
 }
 
 // errXIDBehind reports a database under OrderingXID whose newest position
@@ -236,10 +241,11 @@ func (n *pgNames) checkOrdering(ctx context.Context) error {
 }
 
 // migrated records that this store's Migrate has recorded (or found) its
-// ordering.
-func (n *pgNames) migrated() {
+// ordering, or, when recorded is false, that the tables are gone
+// (DropTables).
+func (n *pgNames) migrated(recorded bool) {
 	n.mu.Lock()
-	n.verified = true
+	n.verified = recorded
 	n.mu.Unlock()
 }
 

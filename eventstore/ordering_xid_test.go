@@ -49,7 +49,7 @@ func xidConfig(events int) storetest.Config {
 func TestOrderingNegativeControl(t *testing.T) {
 	t.Parallel()
 	skipWithoutPostgres(t)
-	rep := storetest.CheckOrder(t, xidConfig(8000), storetest.OrderCheck{
+	rep := storetest.CheckProcessOrder(t, xidConfig(8000), storetest.ProcessOrder{
 		Subscribe: func(ctx context.Context, s *eventstore.Store, after int64) iter.Seq2[event.Event, error] {
 			return s.SubscribeIgnoringHorizon(ctx, after)
 		},
@@ -350,4 +350,25 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// DropTables removes the recorded ordering with the tables: the database
+// can then be migrated again, with either ordering.
+func TestXIDDropTables(t *testing.T) {
+	t.Parallel()
+	skipWithoutPostgres(t)
+	db := testdb.New(t, testdb.Postgres)
+	s := testkit.MigratedStore(t, db.Gorm, testkit.NewRegistry(), xidOpts)
+	testkit.MustAppend(t, s, "s", event.NoStream, []any{testkit.Noted{}})
+	if err := s.DropTables(t.Context()); err != nil {
+		t.Fatalf("DropTables() = %v", err)
+	}
+	lock := testkit.MigratedStore(t, db.Gorm, testkit.NewRegistry(), eventstore.Options{})
+	got := testkit.MustAppend(t, lock, "s", event.NoStream, []any{testkit.Noted{}})
+	if got[0].Position != 1 {
+		t.Errorf("first append after DropTables and Migrate with lock ordering at %d, want 1", got[0].Position)
+	}
+	if _, err := s.Append(t.Context(), "s", event.Any, []any{testkit.Noted{}}); !errors.Is(err, eventstore.ErrOrderingMismatch) {
+		t.Errorf("Append with xid ordering after the database was migrated again with lock = %v, want ErrOrderingMismatch", err)
+	}
 }

@@ -19,7 +19,11 @@ type execer interface {
 // handlers write their read model in, together with its position
 // ([Store.SavePositionTx]).
 func (s *Store) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.gdb.WithContext(ctx).Transaction(fn)
+	if err := s.gdb.WithContext(ctx).Transaction(fn); err != nil {
+		return err
+	}
+	s.posWake.broadcast() // a position saved in it is committed now
+	return nil
 }
 
 // txExecer returns what runs statements in tx, a transaction of the
@@ -48,7 +52,11 @@ func (s *Store) LoadPosition(ctx context.Context, name string) (position, epoch 
 // whether it did: false means the processor was reset, taken over by
 // another owner, or moved by another instance since it read them.
 func (s *Store) SavePosition(ctx context.Context, name string, epoch, from, to int64) (saved bool, err error) {
-	return s.savePosition(ctx, s.db, name, epoch, from, to)
+	saved, err = s.savePosition(ctx, s.db, name, epoch, from, to)
+	if saved {
+		s.posWake.broadcast()
+	}
+	return saved, err
 }
 
 // SavePositionTx is [Store.SavePosition] in tx, a transaction of the

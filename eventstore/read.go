@@ -3,7 +3,6 @@ package eventstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -296,7 +295,8 @@ func (s *Store) scanEvent(rows *sql.Rows) (event.Event, error) {
 	}
 	e.RecordedAt = recorded.t
 	if len(meta) > 0 {
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		var err error
+		if e.Metadata, err = decodeMetadata(meta); err != nil {
 			return event.Event{}, &event.DecodeError{Type: e.Type, SchemaVersion: schema, Position: e.Position,
 				StreamID: e.StreamID, Version: e.Version, Err: fmt.Errorf("metadata: %w", err)}
 		}

@@ -145,6 +145,10 @@ type Store struct {
 	wake signal
 	pg   *pgListener // nil on SQLite
 	hz   *horizon    // nil but under OrderingXID
+	// posWake and pgPos wake the waiters for processors' positions (see
+	// positions_watch.go); pgPos is nil on SQLite.
+	posWake signal
+	pgPos   *pgListener
 }
 
 // New returns a store over db that encodes and decodes event data with reg.
@@ -182,6 +186,7 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 		if opts.Ordering == OrderingXID {
 			s.hz = newHorizon(sqlDB, &d.names, t, opts, s.pg.sig.wait)
 		}
+		s.pgPos = newPositionsListener(&d.names, db, opts, &s.posWake)
 	default:
 		return nil, fail("new", "", "", invalid("dialect %q, want sqlite or postgres", name))
 	}

@@ -211,17 +211,28 @@ func (s *signal) broadcast() {
 type pgListener struct {
 	names *pgNames
 	log   *slog.Logger
-	dsn   string // empty: borrow a pooled connection instead
-	sig   signal
+	dsn   string  // empty: borrow a pooled connection instead
+	sig   *signal // broadcast at each notification and (re)LISTEN
+	// channel returns the channel to LISTEN on: the events' by default.
+	channel func(ctx context.Context) (string, error)
+	// linger is how long the listener stays up once the last holder has
+	// given it back (see positionsListener); zero stops it at once.
+	linger time.Duration
 
 	mu     sync.Mutex
 	refs   int
-	cancel context.CancelFunc
+	cancel context.CancelFunc // nil when not running
 	done   chan struct{}
+	idle   *time.Timer // stops a lingering listener
+	gen    int         // counts the releases that left it idle
 }
 
 func newPGListener(names *pgNames, db *gorm.DB, log *slog.Logger) *pgListener {
-	l := &pgListener{names: names, log: log}
+	l := &pgListener{names: names, log: log, sig: new(signal)}
+	l.channel = func(ctx context.Context) (string, error) {
+		keys, err := names.get(ctx)
+		return keys.channel, err
+	}
 	if d, ok := db.Dialector.(*postgres.Dialector); ok && d.Config != nil && d.Config.Conn == nil {
 		l.dsn = d.Config.DSN
 	}
@@ -230,11 +241,15 @@ func newPGListener(names *pgNames, db *gorm.DB, log *slog.Logger) *pgListener {
 
 // acquire starts the listener if it is not running and returns the
 // function that gives it back; the last one to give it back stops it and
-// waits for its goroutine.
+// waits for its goroutine (or, with a linger, has a timer do so later).
 func (l *pgListener) acquire() (release func()) {
 	l.mu.Lock()
 	l.refs++
-	if l.refs == 1 {
+	if l.idle != nil {
+		l.idle.Stop()
+		l.idle = nil
+	}
+	if l.cancel == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		l.cancel, l.done = cancel, make(chan struct{})
 		go l.run(ctx, l.done)
@@ -249,12 +264,38 @@ func (l *pgListener) acquire() (release func()) {
 				l.mu.Unlock()
 				return
 			}
-			cancel, done := l.cancel, l.done
-			l.mu.Unlock()
-			cancel()
-			<-done
+			if l.linger > 0 {
+				l.gen++
+				gen := l.gen
+				l.idle = time.AfterFunc(l.linger, func() { l.stopIdle(gen) })
+				l.mu.Unlock()
+				return
+			}
+			l.stopLocked()
 		})
 	}
+}
+
+// stopIdle stops the listener if it has stayed idle since the release
+// numbered gen.
+func (l *pgListener) stopIdle(gen int) {
+	l.mu.Lock()
+	if l.refs > 0 || l.gen != gen || l.cancel == nil {
+		l.mu.Unlock()
+		return
+	}
+	l.idle = nil
+	l.stopLocked()
+}
+
+// stopLocked stops the running listener, with l.mu held, which it
+// unlocks, and waits for its goroutine.
+func (l *pgListener) stopLocked() {
+	cancel, done := l.cancel, l.done
+	l.cancel, l.done = nil, nil
+	l.mu.Unlock()
+	cancel()
+	<-done
 }
 
 func (l *pgListener) run(ctx context.Context, done chan struct{}) {
@@ -278,12 +319,12 @@ func (l *pgListener) run(ctx context.Context, done chan struct{}) {
 
 // listen runs one LISTEN connection until it fails or ctx ends.
 func (l *pgListener) listen(ctx context.Context) error {
-	keys, err := l.names.get(ctx)
+	channel, err := l.channel(ctx)
 	if err != nil {
 		return err
 	}
 	loop := func(c *pgx.Conn) error {
-		if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{keys.channel}.Sanitize()); err != nil {
+		if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 			return err
 		}
 		// Anything committed before LISTEN took effect sent no

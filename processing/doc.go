@@ -53,5 +53,18 @@
 // an optional number of attempts. An event is never skipped. Each failure
 // is logged with log/slog (processor, position, stream, type, attempt, next
 // delay) and passed to [Options.OnError]; [Processor.Status] shows the
-// state, position, attempts and last error.
+// state, position, attempts and last error. When the error handler gives
+// up, the processor also records the error in the store, where every
+// process sharing it can see it, and clears it when it runs again.
+//
+// # Waiting for positions
+//
+// [WaitForPositions] is read-your-writes across processes: after a write
+// at a global position, it returns once each named processor's saved
+// position has reached it — so what those processors build shows the
+// write. It reads the positions table, is woken by position commits
+// (NOTIFY on PostgreSQL, the store's signal in this process on SQLite)
+// and polls as a fallback; it reports a processor that cannot get there
+// (stopped after an error, paused) at once, as a [*BlockedError].
+// [Processor.WaitFor] waits for a processor running in this process.
 package processing

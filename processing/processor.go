@@ -333,6 +333,7 @@ func (p *Processor) Run(ctx context.Context) error {
 func (r *run) loop(ctx context.Context, log *slog.Logger) error {
 	p := r.p
 	p.update(func(s *Status) { s.State, s.Attempts = Running, 0 })
+	p.recordError(ctx, log, "") // it runs again: what it stopped with before is past
 	for {
 		err := r.once(ctx)
 		if ctx.Err() != nil {
@@ -354,6 +355,9 @@ func (r *run) loop(ctx context.Context, log *slog.Logger) error {
 		}
 		if !f.Retry {
 			p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Failed, r.attempt, err })
+			if !errors.Is(err, ErrFenced) { // fenced: another owner has it
+				p.recordError(ctx, log, err.Error())
+			}
 			return fmt.Errorf("processing: %s: %w", p.name, err)
 		}
 		p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Retrying, r.attempt, err })

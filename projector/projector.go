@@ -146,14 +146,21 @@ func (p *Projector) Migrate(ctx context.Context) error {
 // [processing.ErrRunning] while p itself runs.
 func (p *Projector) Reset(ctx context.Context) error {
 	err := p.store.Transaction(ctx, func(tx *gorm.DB) error {
+		// The position first: it waits for a batch of a running owner
+		// that has updated the position row, and fences the rest; the
+		// deletes then see that batch's rows. Deleting first would miss
+		// the rows of a batch committing meanwhile (PostgreSQL).
+		if err := p.ResetWith(ctx, func(ctx context.Context, name string) error {
+			return p.store.ResetPositionTx(ctx, tx, name)
+		}); err != nil {
+			return err
+		}
 		for _, t := range p.opts.Tables {
 			if err := tx.Exec("DELETE FROM " + t).Error; err != nil {
 				return fmt.Errorf("delete from %s: %w", t, err)
 			}
 		}
-		return p.ResetWith(ctx, func(ctx context.Context, name string) error {
-			return p.store.ResetPositionTx(ctx, tx, name)
-		})
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("projector: reset %s: %w", p.Name(), err)

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"time"
 
 	"github.com/cairnhq/cairn/processing"
 )
@@ -64,9 +65,22 @@ func (pr *proc) lagOf(pos, head int64) int64 {
 
 // progress returns how many events pr handled since the sampler last
 // looked, now that it is at pos; with r.mu held.
-func (pr *proc) progress(pos int64) float64 {
+func (pr *proc) progress(pos int64) int64 {
 	if pr.counted && pr.movedFrom == pr.lastPos && pr.countedAt == pos {
-		return float64(pr.moved)
+		return pr.moved
 	}
-	return max(float64(pos-pr.lastPos), 0)
+	return max(pos-pr.lastPos, 0)
+}
+
+// sampleRate records that pr is at pos at now and returns its rate over
+// the sampler's window, with r.mu held: in events counted by countLags
+// when the store has a Distance, in positions otherwise.
+func (pr *proc) sampleRate(now time.Time, pos int64) float64 {
+	if !pr.counted {
+		pr.lastPos = pos
+		return pr.rates.add(now, pos)
+	}
+	pr.handled += pr.progress(pos)
+	pr.lastPos = pos
+	return pr.rates.add(now, pr.handled)
 }

@@ -172,6 +172,41 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 // processors' positions, to measure their rates.
 const sampleInterval = time.Second
 
+// rateWindow is how far back a processor's rate looks: long enough to
+// span several batches, so a rate is not 0 just because no batch committed
+// in the last sample interval.
+const rateWindow = 10 * time.Second
+
+// rateSample is a processor's position at a time.
+type rateSample struct {
+	at       time.Time
+	position int64
+}
+
+// rates keeps a processor's recent positions.
+type rates struct{ samples []rateSample }
+
+// add records the position at now and returns the rate over the samples
+// of the last rateWindow, in positions per second (0 until there are two).
+// A position that went back (a reset) starts the window again.
+func (rs *rates) add(now time.Time, position int64) float64 {
+	if n := len(rs.samples); n > 0 && position < rs.samples[n-1].position {
+		rs.samples = rs.samples[:0]
+	}
+	rs.samples = append(rs.samples, rateSample{now, position})
+	drop := 0
+	for drop < len(rs.samples)-2 && now.Sub(rs.samples[drop+1].at) >= rateWindow {
+		drop++
+	}
+	rs.samples = rs.samples[drop:]
+	first := rs.samples[0]
+	dt := now.Sub(first.at).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(position-first.position) / dt
+}
+
 // sample measures the processors' rates and logs the progress of those
 // catching up, until ctx ends.
 func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
@@ -180,7 +215,8 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 	now := time.Now()
 	r.mu.Lock()
 	for _, pr := range r.procs {
-		pr.lastPos, pr.lastAt, pr.lastLog = pr.p.Status().Position, now, now
+		pr.sampleRate(now, pr.p.Status().Position)
+		pr.lastLog = now
 	}
 	r.mu.Unlock()
 	for {
@@ -202,10 +238,7 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 		r.head = head
 		for i, pr := range r.procs {
 			ps := statusNow(counted, i, pr)
-			if dt := now.Sub(pr.lastAt).Seconds(); dt > 0 {
-				pr.rate = pr.progress(ps.Position) / dt
-			}
-			pr.lastPos, pr.lastAt = ps.Position, now
+			pr.rate = pr.sampleRate(now, ps.Position)
 			s := r.statusOf(pr, ps)
 			wasLive := pr.reportedLive
 			pr.reportedLive = s.State == Live

@@ -35,6 +35,9 @@ type database struct {
 	dsn  string // PostgreSQL: a DSN of the database, for other processes
 	// drop closes the database and removes it.
 	drop func() error
+	// size returns the bytes the database takes on disk: the SQLite file
+	// with its WAL, or the PostgreSQL schema's tables and indexes.
+	size func(ctx context.Context) (int64, error)
 }
 
 // target is a database configuration the workloads run on; every open
@@ -136,7 +139,21 @@ func sqliteTarget(dir string, sync sqlitedb.Synchronous) target {
 				}
 				return err
 			}
-			return &database{kind: kindSQLite, gorm: g, sql: sqlDB, drop: drop}, nil
+			size := func(context.Context) (int64, error) {
+				var total int64
+				for _, suffix := range []string{"", "-wal"} {
+					fi, err := os.Stat(path + suffix)
+					if errors.Is(err, os.ErrNotExist) {
+						continue
+					}
+					if err != nil {
+						return 0, err
+					}
+					total += fi.Size()
+				}
+				return total, nil
+			}
+			return &database{kind: kindSQLite, gorm: g, sql: sqlDB, drop: drop, size: size}, nil
 		},
 	}
 }
@@ -176,7 +193,14 @@ func postgresTarget(admin *sql.DB, base string, idle int) target {
 				sqlDB.SetMaxIdleConns(idle)
 			}
 			drop := func() error { return errors.Join(sqlDB.Close(), dropSchema()) }
-			return &database{kind: kindPostgres, gorm: g, sql: sqlDB, dsn: dsn, drop: drop}, nil
+			size := func(ctx context.Context) (int64, error) {
+				var n int64
+				err := admin.QueryRowContext(ctx, `SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint
+					FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+					WHERE ns.nspname = $1 AND c.relkind = 'r'`, schema).Scan(&n)
+				return n, err
+			}
+			return &database{kind: kindPostgres, gorm: g, sql: sqlDB, dsn: dsn, drop: drop, size: size}, nil
 		},
 	}
 }

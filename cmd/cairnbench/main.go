@@ -36,6 +36,10 @@
 //	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, A1H, P1, L1)
 //	-processes                 run the multi-process workloads instead (PostgreSQL; see processes.go)
 //	-shapes 8x1,floor          with -processes: run only these shapes (1x8, 2x4, 4x2, 8x1, 1x1, floor, lat)
+//	-scale 1M,10M              scale mode: fill one store per database to each size and
+//	                           measure appends (median, p99), a stream read, a rare type's
+//	                           read, a projector's catch-up, aggregate loads and bytes on
+//	                           disk per event at each (see scale.go)
 //	-cpuprofile FILE           write a CPU profile
 //	-memprofile FILE           write a heap (allocation) profile at the end
 //
@@ -100,6 +104,9 @@ type config struct {
 	processes   bool    // run the multi-process workloads (processes.go) instead
 	shapes      []shape // of the multi-process workloads
 	orderings   []string
+	// scale, when set, selects the scale mode (scale.go) at these store
+	// sizes instead of the workloads.
+	scale []int
 }
 
 // run parses args, runs the benchmarks and writes the report to stdout.
@@ -116,6 +123,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		err := runProcesses(ctx, cfg, stdout, stderr)
 		stopProfile()
 		return err
+	}
+	if cfg.scale != nil {
+		results, about, err := executeScale(ctx, cfg, stderr)
+		stopProfile()
+		if err != nil {
+			return err
+		}
+		return writeScaleReport(stdout, about, results)
 	}
 	results, err := execute(ctx, cfg, stderr)
 	stopProfile()
@@ -140,6 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		sync      = fs.String("sync", "both", "SQLite synchronous setting: full, normal or both")
 		quick     = fs.Bool("quick", false, "sizes about 10× smaller, 1 run unless -runs is given")
 		tiny      = fs.Bool("tiny", false, "minimal sizes, for smoke tests")
+		scale     = fs.String("scale", "", "scale mode: fill one store per database to each of these sizes (e.g. 1M,10M) and measure at each")
 		only      = fs.String("only", "", "comma-separated workloads to run (default all: "+strings.Join(workloadIDs(allWorkloads()), ",")+")")
 		orderings = fs.String("orderings", "lock,xid", "with -processes: the store's orderings to run")
 		procs     = fs.String("shapes", "", "with -processes: comma-separated shapes to run (default all: "+strings.Join(shapeIDs(), ",")+")")
@@ -183,6 +199,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if err := cfg.setSyncs(*sync); err != nil {
 		errs = append(errs, err)
+	}
+	if *scale != "" {
+		sizes, err := parseScale(*scale)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		cfg.scale = sizes
 	}
 	ws, err := selectWorkloads(*only)
 	if err != nil {

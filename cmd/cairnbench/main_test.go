@@ -159,3 +159,51 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleSmoke runs the scale mode at two small sizes on SQLite (and on
+// PostgreSQL when CAIRN_POSTGRES_DSN is set): every figure must be
+// positive and the rare-type read must find every rare event (the mode
+// checks that itself).
+func TestScaleSmoke(t *testing.T) {
+	db := "sqlite"
+	if os.Getenv(envPostgres) != "" {
+		db = "both"
+	}
+	cfg, err := parseFlags([]string{"-tiny", "-scale", "5k,8k", "-db", db, "-sync", "normal", "-sqlite", t.TempDir()}, t.Output())
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	results, about, err := executeScale(t.Context(), cfg, t.Output())
+	if err != nil {
+		t.Fatalf("executeScale: %v", err)
+	}
+	for _, res := range results {
+		if len(res.rows) != 2 {
+			t.Fatalf("%s: %d rows, want 2", res.target, len(res.rows))
+		}
+		for _, r := range res.rows {
+			if r.w1Median <= 0 || r.w3P99 <= 0 || r.r1 <= 0 || r.rare <= 0 || r.catchUp <= 0 ||
+				r.loadPlain <= 0 || r.loadSnapshot <= 0 || r.bytesPerEvent <= 0 {
+				t.Errorf("%s at %d events: %+v, want every figure positive", res.target, r.events, r)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := writeScaleReport(&out, about, results); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "bytes on disk per event") {
+		t.Errorf("report lacks the disk line:\n%s", out.String())
+	}
+}
+
+func TestParseScale(t *testing.T) {
+	if got, err := parseScale("1M, 10M"); err != nil || !slices.Equal(got, []int{1_000_000, 10_000_000}) {
+		t.Errorf("parseScale(1M, 10M) = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "10M,1M", "x", "-5", "100"} {
+		if _, err := parseScale(bad); err == nil {
+			t.Errorf("parseScale(%q) succeeded, want an error", bad)
+		}
+	}
+}

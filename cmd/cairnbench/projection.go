@@ -76,8 +76,9 @@ func gormPlaceholder(int) string { return "?" }
 // recommends for fast catch-up: the handler collects the rows, the Flush
 // hook inserts them with one multi-row INSERT per batch (batches are 1,000
 // events, the default), and the Begin hook drops what a failed attempt
-// collected. Migrate has run.
-func benchProjector(ctx context.Context, s *eventstore.Store, name string) (*projector.Projector, error) {
+// collected. Migrate has run. register, when given, registers the
+// handlers instead of the one for payload: each appends its event's row.
+func benchProjector(ctx context.Context, s *eventstore.Store, name string, register ...func(*projector.Projector, *[]projectionRow) error) (*projector.Projector, error) {
 	var rows []projectionRow
 	full := projectionInsert(processing.DefaultBatchSize, gormPlaceholder)
 	p, err := projector.New(s, name, projector.Options{
@@ -106,17 +107,38 @@ func benchProjector(ctx context.Context, s *eventstore.Store, name string) (*pro
 	if err != nil {
 		return nil, err
 	}
-	err = projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d payload) error {
-		rows = append(rows, projectionRow{e.Position, e.StreamID, d.ID, d.N})
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	if len(register) == 0 {
+		register = append(register, onProjected[payload])
+	}
+	for _, r := range register {
+		if err := r(p, &rows); err != nil {
+			return nil, err
+		}
 	}
 	if err := p.Migrate(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// payloadShape is the shape of payload and of the scale mode's event types
+// (scale.go), which have its fields under other names.
+type payloadShape interface {
+	~struct {
+		ID    string
+		Title string
+		N     int
+	}
+}
+
+// onProjected registers the handler of events of type E with p: it appends
+// the event's row to rows.
+func onProjected[E payloadShape](p *projector.Projector, rows *[]projectionRow) error {
+	return projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d E) error {
+		pl := payload(d)
+		*rows = append(*rows, projectionRow{e.Position, e.StreamID, pl.ID, pl.N})
+		return nil
+	})
 }
 
 // running runs p until stop is called, which returns Run's error.

@@ -179,6 +179,7 @@ func allWorkloads() []workload {
 			format: formatMs,
 			extras: []extra{{key: extraP99, label: "p99", format: func(v float64) string { return formatMs(v) + " ms" }}},
 		},
+		rywWorkload(),
 	}
 }
 

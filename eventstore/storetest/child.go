@@ -32,7 +32,7 @@ type childSpec struct {
 	// (append with Writers writers, numbered from First, Events events
 	// each, and save what was acknowledged in the file Out) or "follow"
 	// (subscribe from the start and print each event until killed; see
-	// CheckOrder).
+	// CheckProcessOrder).
 	Role    string
 	DSN     string
 	First   int
@@ -108,7 +108,7 @@ func runChild(t *testing.T, cfg Config, spec childSpec, subscribe func(context.C
 			t.Fatal(err)
 		}
 	case "follow":
-		follow(t, st, subscribe)
+		followStore(t, st, subscribe)
 	default:
 		t.Fatalf("storetest: child role %q", spec.Role)
 	}

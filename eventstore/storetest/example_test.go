@@ -84,14 +84,14 @@ func newSchema(t testing.TB, base string) string {
 	return u.String()
 }
 
-// CheckOrder on its own: writers in four processes and subscribers in two
+// CheckProcessOrder on its own: writers in four processes and subscribers in two
 // more, here following the store with a reader of the application's own
 // rather than Store.Subscribe. A report with faults means the reader
 // skips, repeats or reorders events.
-func ExampleCheckOrder() {
+func ExampleCheckProcessOrder() {
 	// In a _test.go file:
 	_ = func(t *testing.T) {
-		rep := storetest.CheckOrder(t, suiteConfig(os.Getenv("DATABASE_URL")), storetest.OrderCheck{
+		rep := storetest.CheckProcessOrder(t, suiteConfig(os.Getenv("DATABASE_URL")), storetest.ProcessOrder{
 			Subscribe: func(ctx context.Context, s *eventstore.Store, after int64) iter.Seq2[event.Event, error] {
 				return s.Subscribe(ctx, after) // or the application's own reader
 			},

@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
@@ -30,53 +30,34 @@ func testGlobalOrder(t *testing.T, s *suite) {
 }
 
 func testOrderGoroutines(t *testing.T, s *suite) {
-	const writers = 8
-	total := s.orderingEvents()
 	db := s.database(t)
-	st := db.migrated(t)
-	other := db.store(t)
-	stores := []*eventstore.Store{st, other}
-	ctx := t.Context()
-
-	early := testkit.Follow(ctx, st, 0)
-	early2 := testkit.Follow(ctx, other, 0)
-
-	var (
-		written atomic.Int64
-		half    = make(chan struct{})
-		once    sync.Once
-		wg      sync.WaitGroup
-		acked   = make([][]event.Event, writers)
-	)
-	for w := range writers {
-		wg.Go(func() {
-			last := 0
-			var err error
-			acked[w], err = writeTicks(ctx, stores[w%len(stores)], w, total/writers, func(n int) {
-				if written.Add(int64(n-last)) >= int64(total/2) {
-					once.Do(func() { close(half) })
-				}
-				last = n
-			})
-			if err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-half:
-	case <-done:
-	}
-	late := testkit.Follow(ctx, other, 0)
-	<-done
-
-	checkGlobalOrder(t, st, slices.Concat(acked...), total, []namedFollower{
-		{"Subscribe on store 1 from the start", early},
-		{"Subscribe on store 2 from the start", early2},
-		{"Subscribe started midway", late},
+	r, err := VerifyOrder(t.Context(), OrderCheck{
+		Open:    func() (*gorm.DB, error) { return db.open(t), nil },
+		Options: options(t, s.cfg, nil),
+		Events:  s.orderingEvents(),
+		Writers: 8,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Err(); err != nil {
+		t.Error(err)
+	}
+	if r.Written != s.orderingEvents() {
+		t.Errorf("%d appended events were acknowledged, want %d", r.Written, s.orderingEvents())
+	}
+	// Event by event, where VerifyOrder only counts.
+	all := r.received[0]
+	testkit.CheckOrder(t, r.Readers[0].Name, all)
+	testkit.CheckStored(t, all, r.acked)
+	for i, rr := range r.Readers[1:] {
+		got := r.received[i+1]
+		testkit.CheckOrder(t, rr.Name, got)
+		testkit.PositionsEqual(t, rr.Name, got, r.acked)
+		if !t.Failed() {
+			testkit.CheckEvents(t, rr.Name, got, r.acked)
+		}
+	}
 }
 
 func testOrderProcesses(t *testing.T, s *suite) {

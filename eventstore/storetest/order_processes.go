@@ -21,8 +21,8 @@ import (
 	"github.com/cairnhq/cairn/internal/testkit"
 )
 
-// OrderCheck configures [CheckOrder]. The zero value works.
-type OrderCheck struct {
+// ProcessOrder configures [CheckProcessOrder]. The zero value works.
+type ProcessOrder struct {
 	// WriterProcesses is how many child processes append, each with
 	// WritersPerProcess concurrent writers; zero means 4 and 2.
 	WriterProcesses, WritersPerProcess int
@@ -44,7 +44,7 @@ type OrderCheck struct {
 	Stall time.Duration
 }
 
-func (oc OrderCheck) withDefaults(s *suite) OrderCheck {
+func (oc ProcessOrder) withDefaults(s *suite) ProcessOrder {
 	if oc.WriterProcesses == 0 {
 		oc.WriterProcesses = 4
 	}
@@ -63,10 +63,10 @@ func (oc OrderCheck) withDefaults(s *suite) OrderCheck {
 	return oc
 }
 
-// OrderReport is what the subscribers of [CheckOrder] received, compared
+// ProcessOrderReport is what the subscribers of [CheckProcessOrder] received, compared
 // with the events the writers' appends acknowledged. The counts add up
 // over the subscribers.
-type OrderReport struct {
+type ProcessOrderReport struct {
 	// Acknowledged is the number of events the appends acknowledged.
 	Acknowledged int
 	// Subscribers is the number of subscriptions that were checked.
@@ -84,14 +84,14 @@ type OrderReport struct {
 }
 
 // Faults returns the sum of the counts of faults.
-func (r OrderReport) Faults() int { return r.Skipped + r.Repeated + r.OutOfOrder + r.Unknown }
+func (r ProcessOrderReport) Faults() int { return r.Skipped + r.Repeated + r.OutOfOrder + r.Unknown }
 
-func (r OrderReport) String() string {
+func (r ProcessOrderReport) String() string {
 	return fmt.Sprintf("%d acknowledged events, %d subscribers: %d skipped, %d repeated, %d out of order, %d unknown",
 		r.Acknowledged, r.Subscribers, r.Skipped, r.Repeated, r.OutOfOrder, r.Unknown)
 }
 
-// CheckOrder checks invariant 2 across processes, on a new database of
+// CheckProcessOrder checks invariant 2 across processes, on a new database of
 // cfg's: it starts oc.SubscriberProcesses child processes that follow the
 // store from its start with live subscriptions, then oc.WriterProcesses
 // child processes whose writers append to streams of their own (with now
@@ -102,17 +102,17 @@ func (r OrderReport) String() string {
 // report with no faults.
 //
 // Like Run, it starts the test binary again as the child processes, which
-// run t's test with -test.run: there CheckOrder plays the child's part and
+// run t's test with -test.run: there CheckProcessOrder plays the child's part and
 // ends the test (t.SkipNow). Call it once per test, and not in a test that
 // calls Run.
-func CheckOrder(t *testing.T, cfg Config, oc OrderCheck) OrderReport {
+func CheckProcessOrder(t *testing.T, cfg Config, oc ProcessOrder) ProcessOrderReport {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("storetest: %v", err)
 	}
 	if spec, ok := childFromEnv(t); ok {
 		runChild(t, cfg, spec, oc.Subscribe)
-		return OrderReport{}
+		return ProcessOrderReport{}
 	}
 	s := &suite{cfg: cfg, caller: t}
 	return checkOrder(t, s, oc)
@@ -121,7 +121,7 @@ func CheckOrder(t *testing.T, cfg Config, oc OrderCheck) OrderReport {
 // testOrderAcrossProcesses is the suite's part: the check with the store's
 // own Subscribe finds no fault.
 func testOrderAcrossProcesses(t *testing.T, s *suite) {
-	rep := checkOrder(t, s, OrderCheck{})
+	rep := checkOrder(t, s, ProcessOrder{})
 	t.Logf("%v", rep)
 	if rep.Faults() != 0 || rep.Subscribers == 0 {
 		t.Errorf("subscriptions in other processes than the writers': %v; want no fault", rep)
@@ -131,7 +131,7 @@ func testOrderAcrossProcesses(t *testing.T, s *suite) {
 // followLine starts each line a subscriber process prints per event.
 const followLine = "cairn storetest: event "
 
-func checkOrder(t *testing.T, s *suite, oc OrderCheck) OrderReport {
+func checkOrder(t *testing.T, s *suite, oc ProcessOrder) ProcessOrderReport {
 	oc = oc.withDefaults(s)
 	writers := oc.WriterProcesses * oc.WritersPerProcess
 	perWriter := max(1, oc.Events/writers)
@@ -240,7 +240,7 @@ func checkOrder(t *testing.T, s *suite, oc OrderCheck) OrderReport {
 		<-c.Done()
 	}
 
-	rep := OrderReport{Acknowledged: len(acked), Subscribers: len(subs)}
+	rep := ProcessOrderReport{Acknowledged: len(acked), Subscribers: len(subs)}
 	for _, r := range subs {
 		r.mu.Lock()
 		tally(&rep, acked, r.evs)
@@ -251,7 +251,7 @@ func checkOrder(t *testing.T, s *suite, oc OrderCheck) OrderReport {
 
 // tally adds to rep what got, a subscriber's events in the order received,
 // did wrong against acked, in position order.
-func tally(rep *OrderReport, acked, got []event.Event) {
+func tally(rep *ProcessOrderReport, acked, got []event.Event) {
 	at := make(map[uuid.UUID]int64, len(acked))
 	for _, e := range acked {
 		at[e.ID] = e.Position
@@ -277,9 +277,9 @@ func tally(rep *OrderReport, acked, got []event.Event) {
 	}
 }
 
-// follow is the part of a subscriber process: it follows the store from
+// followStore is the part of a subscriber process: it follows the store from
 // its start and prints a line per event until it is killed.
-func follow(t *testing.T, st *eventstore.Store, subscribe func(context.Context, *eventstore.Store, int64) iter.Seq2[event.Event, error]) {
+func followStore(t *testing.T, st *eventstore.Store, subscribe func(context.Context, *eventstore.Store, int64) iter.Seq2[event.Event, error]) {
 	if subscribe == nil {
 		subscribe = func(ctx context.Context, s *eventstore.Store, after int64) iter.Seq2[event.Event, error] {
 			return s.Subscribe(ctx, after)
