@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -36,8 +35,7 @@ type ProcessorStatus struct {
 	// up).
 	Lag        int64   `json:"lag"`
 	LagSeconds float64 `json:"lag_seconds"`
-	// Parked counts its parked events; null while parking is not
-	// available.
+	// Parked counts its parked events (see processing.Options.Park).
 	Parked    *int64     `json:"parked"`
 	Paused    bool       `json:"paused"`
 	LastError string     `json:"last_error"`
@@ -89,7 +87,7 @@ func (c *cli) status(ctx context.Context) ([]ProcessorStatus, error) {
 		return nil, err
 	}
 	parked, err := c.parkedCounts(ctx)
-	if err != nil && !errors.Is(err, ErrParkingUnavailable) {
+	if err != nil {
 		return nil, err
 	}
 	now := time.Now()

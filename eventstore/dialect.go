@@ -37,6 +37,8 @@ type tables struct {
 	// store holds what the store records about itself: its ordering
 	// (PostgreSQL only; see dialect_postgres_xid.go).
 	store string
+	// parked holds the events processors parked (see parked.go).
+	parked string
 }
 
 func newTables(prefix string) tables {
@@ -46,6 +48,7 @@ func newTables(prefix string) tables {
 		snapshots: prefix + "snapshots",
 		positions: prefix + "processor_positions",
 		store:     prefix + "store",
+		parked:    prefix + "parked_events",
 	}
 }
 
@@ -90,6 +93,12 @@ type queries struct {
 	// processorProgress reads what a wait for a position needs of one
 	// processor's row (see positions_watch.go).
 	processorProgress string
+
+	// The parked events of processors (see parked.go).
+	parked parkedQueries
+
+	// Processor start positions and pause flags (positions_start.go).
+	start startQueries
 }
 
 // newQueries builds the shared query texts. p is the dialect's bind
@@ -130,7 +139,10 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		"CASE WHEN lease_until > " + nowMillis + " THEN lease_until ELSE 0 END, paused, last_error, failed_at FROM " + pt + " ORDER BY name"
 	q.setFailure = "UPDATE " + pt + " SET last_error = " + p(2) + ", failed_at = CASE WHEN " + p(2) + " = '' THEN 0 ELSE " + nowMillis + " END WHERE name = " + p(1)
 	q.setPaused = "UPDATE " + pt + " SET paused = " + p(2) + " WHERE name = " + p(1)
-	q.processorProgress = "SELECT position, paused, last_error FROM " + pt + " WHERE name = " + p(1)
+	q.processorProgress = "SELECT p.position, p.paused, p.last_error, COALESCE(k.error, ''), COALESCE(k.waits_on, 0), k.position IS NOT NULL FROM " + pt +
+		" p LEFT JOIN " + t.parked + " k ON k.processor = p.name AND k.position = " + p(2) + " WHERE p.name = " + p(1)
+	q.parked = newParkedQueries(t, p)
+	q.start = newStartQueries(t, p)
 	return q
 }
 

@@ -81,6 +81,8 @@ func (d *postgresDialect) schema() []string {
 		)`,
 		positionsSchema(t),
 		storeSchema(t),
+		parkedSchema(t),
+		parkedIndexSchema(t),
 	}
 }
 
@@ -453,6 +455,10 @@ func (d *postgresDialect) deleteStream(ctx context.Context, streamID string, che
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return err
 		}
+	}
+	// Wake stream subscriptions, which end when their stream is deleted.
+	if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, '')", keys.channel); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

@@ -74,12 +74,20 @@ func (d *postgresDialect) positionColumn() string {
 // ORDINALITY clause of the unnest and the name of its ordinal column
 // (starting with a space and ", "). Under lock ordering all are empty: the
 // identity column sets the positions.
+//
+// The events of a transaction's first INSERT start at its base position;
+// those of a later one (AppendTx called twice in a transaction) after the
+// transaction's own newest event. Past MaxXIDTransactionEvents the
+// position is NULL, which the primary key refuses.
 func positionParts(t tables, o Ordering) (col, val, ord, alias string) {
 	if o != OrderingXID {
 		return "", "", "", ""
 	}
-	return "position, ", "((pg_current_xact_id()::text::bigint + (SELECT xid_offset FROM " + t.store + ")) << " +
-		strconv.Itoa(xidShift) + ") + u.ord - 1, ", " WITH ORDINALITY", ", ord"
+	base := "((pg_current_xact_id()::text::bigint + (SELECT xid_offset FROM " + t.store + ")) << " + strconv.Itoa(xidShift) + ")"
+	next := "COALESCE((SELECT max(position) + 1 FROM " + t.events + " WHERE position >= " + base +
+		" AND position < " + base + " + " + strconv.Itoa(MaxXIDTransactionEvents) + "), " + base + ") + u.ord - 1"
+	return "position, ", "CASE WHEN " + next + " < " + base + " + " + strconv.Itoa(MaxXIDTransactionEvents) + " THEN " + next + " END, ",
+		" WITH ORDINALITY", ", ord"
 }
 
 // horizonSQL is the SQL expression of the readable bound under OrderingXID:

@@ -50,6 +50,31 @@
 // the epoch, so an owner that has been replaced can never move the
 // position again.
 //
+// Processors that park poison events (processing.Options.Park) record them
+// in the table "<prefix>parked_events", one row per processor and
+// position: the event's stream and type, the error, the failed attempts,
+// the first and last failure, and the parked event it waits on. The row
+// holds no payload: the event stays in the events table. [Store.Park]
+// records parked events and moves the position in one transaction
+// ([Store.ParkTx] in the caller's); [Store.ParkedEvents],
+// [Store.ParkedStreams] and [Store.ParkedCount] read them;
+// [Store.Unpark] (or [Store.UnparkTx]) removes them, all or none. A
+// position reset removes the processor's parked events with it.
+//
+// # Stream subscriptions and appends in a transaction
+//
+// [Store.SubscribeStream] follows one stream from a version, catch-up then
+// live, woken like [Store.Subscribe], and ends with an error matching
+// [event.ErrStreamDeleted] when the stream is deleted.
+// [Store.SubscribeBatchesOf] follows one stream or a category of streams
+// in global order, for event stream processors limited to them.
+//
+// [Store.AppendTx] and [Store.AppendAllTx] append in a transaction of the
+// caller's ([Store.Transaction]), so that events commit with other writes
+// — a stateful reactor's tables and position — or not at all. On
+// PostgreSQL they take the ordering lock until the transaction ends:
+// appends in a transaction come last, right before its commit.
+//
 // # Lost connections
 //
 // Errors that a lost, refused or timed-out connection causes match

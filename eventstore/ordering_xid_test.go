@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"iter"
 	"log/slog"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
@@ -371,4 +374,52 @@ func TestXIDDropTables(t *testing.T) {
 	if _, err := s.Append(t.Context(), "s", event.Any, []any{testkit.Noted{}}); !errors.Is(err, eventstore.ErrOrderingMismatch) {
 		t.Errorf("Append with xid ordering after the database was migrated again with lock = %v, want ErrOrderingMismatch", err)
 	}
+}
+
+// AppendTx under OrderingXID: two appends in one transaction get
+// consecutive positions after each other, concurrent appends do not wait
+// for the transaction, and readers get everything in order once it
+// commits.
+func TestXIDAppendTx(t *testing.T) {
+	t.Parallel()
+	skipWithoutPostgres(t)
+	db := testdb.New(t, testdb.Postgres)
+	s := testkit.MigratedStore(t, db.Gorm, testkit.NewRegistry(), xidOpts)
+	ctx := t.Context()
+	sub := testkit.Follow(ctx, s, 0)
+	var inTx []event.Event
+	err := s.Transaction(ctx, func(tx *gorm.DB) error {
+		a, err := s.AppendTx(ctx, tx, "a", event.NoStream, []any{testkit.Noted{}, testkit.Noted{}})
+		if err != nil {
+			return err
+		}
+		b, err := s.AppendTx(ctx, tx, "b", event.NoStream, []any{testkit.Noted{}})
+		if err != nil {
+			return err
+		}
+		inTx = append(a, b...)
+		// Another append commits meanwhile, without waiting.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := s.Append(wctx, "c", event.NoStream, []any{testkit.Noted{}}); err != nil {
+			return fmt.Errorf("Append while a transaction appends: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Transaction() = %v", err)
+	}
+	for i, e := range inTx {
+		if e.Position != inTx[0].Position+int64(i) {
+			t.Errorf("positions in one transaction %s, want consecutive", testkit.Places(inTx))
+			break
+		}
+	}
+	all := testkit.MustCollect(t, "ReadAll", s.ReadAll(ctx, 0, 0))
+	testkit.CheckOrder(t, "ReadAll", all)
+	if len(all) != 4 {
+		t.Fatalf("ReadAll() = %s, want 4 events", testkit.Places(all))
+	}
+	got := sub.Await(t, all)
+	testkit.CheckEvents(t, "Subscribe", got, all)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -89,19 +90,28 @@ func (s *Store) PositionsChanged() (changed <-chan struct{}, release func()) {
 // reaching target: stopped is "" when nothing does (it has reached target,
 // or it has not and may still: it runs, or has not started yet), and
 // otherwise why it cannot get there without help — an operator paused it,
-// or it stopped after an error (see [Store.SetProcessorError]). A
-// processor without a row is at position 0, not stopped.
+// it stopped after an error (see [Store.SetProcessorError]), or it parked
+// the event at target (see [Store.Park]): its position has moved past that
+// event, but the event's effect is not there until a retry. A processor
+// without a row is at position 0, not stopped.
 func (s *Store) ProcessorProgress(ctx context.Context, name string, target int64) (position int64, stopped string, err error) {
 	var (
-		paused    int64
-		lastError string
+		paused      int64
+		lastError   string
+		parkedError string
+		waitsOn     int64
+		parked      bool
 	)
-	err = s.db.QueryRowContext(ctx, s.q.processorProgress, name).Scan(&position, &paused, &lastError)
+	err = s.db.QueryRowContext(ctx, s.q.processorProgress, name, target).Scan(&position, &paused, &lastError, &parkedError, &waitsOn, &parked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, "", nil
 	case err != nil:
 		return 0, "", fail("read processor progress", name, "", err)
+	case parked && waitsOn > 0:
+		return position, fmt.Sprintf("the event at %d is parked behind the parked event at %d of its stream", target, waitsOn), nil
+	case parked:
+		return position, fmt.Sprintf("the event at %d is parked: %s", target, parkedError), nil
 	case position >= target:
 		return position, "", nil
 	case lastError != "":

@@ -410,6 +410,7 @@ func (s *Store) DeleteStream(ctx context.Context, streamID string, expected even
 	if err != nil {
 		return fail("delete stream", streamID, "", err)
 	}
+	s.wake.broadcast() // stream subscriptions end at once
 	return nil
 }
 

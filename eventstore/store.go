@@ -145,6 +145,7 @@ type Store struct {
 	wake signal
 	pg   *pgListener // nil on SQLite
 	hz   *horizon    // nil but under OrderingXID
+	txs  txMarks     // the transactions of Transaction, for AppendTx
 	// posWake and pgPos wake the waiters for processors' positions (see
 	// positions_watch.go); pgPos is nil on SQLite.
 	posWake signal

@@ -58,6 +58,11 @@ func (s *Store) Subscribe(ctx context.Context, after int64, types ...string) ite
 // (so a filtered reader's position still advances); a read that finds
 // nothing new yields nothing.
 func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, types ...string) iter.Seq2[event.Batch, error] {
+	return s.subscribeBatches(ctx, event.StreamFilter{}, after, limit, types)
+}
+
+// subscribeBatches is SubscribeBatches of the streams f selects.
+func (s *Store) subscribeBatches(ctx context.Context, f event.StreamFilter, after int64, limit int, types []string) iter.Seq2[event.Batch, error] {
 	return func(yield func(event.Batch, error) bool) {
 		fail := func(err error) {
 			if ctx.Err() != nil {
@@ -90,7 +95,7 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 				remote = pgWake()
 			}
 			for {
-				b, err := s.ReadBatch(ctx, last, limit, types...)
+				b, err := s.readBatch(ctx, f, last, limit, types)
 				if err != nil {
 					// Deliver the events before a bad one, then the error.
 					if len(b.Events) > 0 && !yield(event.Batch{Events: b.Events, Through: b.Through}, nil) {
@@ -141,6 +146,11 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 // [OrderingXID], the head is the newest readable position (see
 // [Store.Head]).
 func (s *Store) ReadBatch(ctx context.Context, after int64, limit int, types ...string) (event.Batch, error) {
+	return s.readBatch(ctx, event.StreamFilter{}, after, limit, types)
+}
+
+// readBatch is ReadBatch of the streams f selects.
+func (s *Store) readBatch(ctx context.Context, f event.StreamFilter, after int64, limit int, types []string) (event.Batch, error) {
 	op := "read batch after " + strconv.FormatInt(after, 10)
 	if after < 0 || limit < 1 {
 		return event.Batch{}, fail(op, "", "", invalid("limit %d, want 1 or more", limit))
@@ -163,8 +173,12 @@ func (s *Store) ReadBatch(ctx context.Context, after int64, limit int, types ...
 	for _, t := range types {
 		args = append(args, t)
 	}
+	query := s.q.readBatchSQL(len(types))
+	if !f.All() {
+		query, args = s.q.readBatchOfSQL(len(types), f), appendFilterArgs(args, f)
+	}
 	args = append(args, limit)
-	page, err := s.readPage(ctx, s.q.readBatchSQL(len(types)), args)
+	page, err := s.readPage(ctx, query, args)
 	if len(page) > 0 {
 		b.Events = page
 		b.Through = page[len(page)-1].Position

@@ -15,7 +15,8 @@ import (
 type PositionWatcher interface {
 	// ProcessorProgress returns the saved position of the processor name
 	// and, when something stops it from reaching target (it was paused,
-	// it stopped after an error), why; "" when nothing does.
+	// it stopped after an error, it parked the event at target), why; ""
+	// when nothing does.
 	ProcessorProgress(ctx context.Context, name string, target int64) (position int64, stopped string, err error)
 	// PositionsChanged returns a channel closed by the next commit that
 	// may have changed a processor's row, and the function that gives the
@@ -24,8 +25,9 @@ type PositionWatcher interface {
 }
 
 // ErrBlocked reports a processor that cannot reach the position a wait is
-// for without help: it stopped after an error, or an operator paused it.
-// The error is a [*BlockedError] naming it.
+// for without help: it stopped after an error, an operator paused it, or
+// it parked the event the wait is for. The error is a [*BlockedError]
+// naming it.
 var ErrBlocked = errors.New("processing: processor cannot reach the position")
 
 // BlockedError reports the processor that stops a [WaitForPositions] from
@@ -65,7 +67,9 @@ const waitPollInterval = 250 * time.Millisecond
 // right for it. WaitForPositions returns a [*BlockedError] (matching
 // [ErrBlocked]) at once when a processor that has not reached position
 // cannot get there without help: it stopped after an error (recorded by
-// the processor when its error handler gives up) or was paused. When ctx
+// the processor when its error handler gives up) or was paused; or when
+// one has parked the event at position (Options.Park), whose effect is
+// missing although its position has moved past it. When ctx
 // ends first, it returns an error that names the processors still behind
 // and wraps ctx's error. A position of 0 or less, or no names, needs no
 // wait.

@@ -96,6 +96,9 @@ func New(store Store, name string, opts Options) (*Projector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("projector: new %q: %w", name, err)
 	}
+	if err := checkParking(store, opts); err != nil {
+		return nil, fmt.Errorf("projector: new %q: %w", name, err)
+	}
 	p := &Projector{store: store, opts: opts}
 	proc, handlers, err := processing.NewKind[*gorm.DB]("projector", store, name, p.handleBatch, opts.Processing)
 	if err != nil {
@@ -139,8 +142,9 @@ func (p *Projector) Migrate(ctx context.Context) error {
 }
 
 // Reset deletes every row of the projection's tables (Options.Tables) and
-// moves the projector's position back to 0, in one transaction, so that
-// the next Run rebuilds the projection from the first event. An instance
+// moves the projector's position back to 0 (forgetting its parked events),
+// in one transaction, so that the next Run rebuilds the projection from
+// the first event. An instance
 // of the projector running in another process stops with
 // [processing.ErrFenced] at its next batch; Reset fails with
 // [processing.ErrRunning] while p itself runs.
@@ -218,8 +222,8 @@ func (p *Projector) commit(ctx context.Context, events []event.Event, through in
 				return fmt.Errorf("flush hook: %w", err)
 			}
 		}
-		return cp.SaveWith(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
+		return cp.SaveWithParking(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
 			return p.store.SavePositionTx(ctx, tx, name, epoch, from, to)
-		})
+		}, p.parkTx(tx))
 	})
 }

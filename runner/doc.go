@@ -55,4 +55,17 @@
 // position, the store's head, lag, rate, failed attempts and last error;
 // [Runner.Handler] serves the same as JSON. While a processor catches up,
 // the runner logs its progress every [Options].ProgressInterval.
+//
+// # Pause and resume
+//
+// [Runner.Pause] and [Runner.Resume] (or a POST to .../<name>/pause and
+// .../<name>/resume below [Runner.Handler]) pause a processor and resume
+// it. The pause is recorded in the processor's row of the position table,
+// so it holds in every process that runs the processor, survives
+// restarts, and can be set by another program (the admin command, through
+// the store's SetPaused); a running processor reads the flag every
+// processing.Options.PauseCheckInterval. A paused processor keeps its
+// lease — it goes on renewing it, so no standby process takes it over —
+// handles nothing, and shows the state [Paused]; resumed, it goes on from
+// its saved position.
 package runner

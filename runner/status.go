@@ -28,6 +28,9 @@ const (
 	Live State = "live"
 	// Retrying: waiting to retry after a failure, per its error handler.
 	Retrying State = "retrying"
+	// Paused: paused by an operator; it handles nothing until it is
+	// resumed, and keeps its lease meanwhile (see [Runner.Pause]).
+	Paused State = "paused"
 	// Failed: its error handler gave up; it stays down.
 	Failed State = "failed"
 	// Stopped: the runner has stopped it.
@@ -57,9 +60,19 @@ type ProcessorStatus struct {
 	Rate float64 `json:"events_per_second"`
 	// Attempts counts the failures in a row; 0 when healthy.
 	Attempts int `json:"attempts"`
+	// Paused reports whether the processor is paused, as this process
+	// last knew: paused here ([Runner.Pause]), or found paused by its run
+	// here (in state Paused). A processor standing by here does not read
+	// the flag; the store's ListPositions has it for every processor.
+	Paused bool `json:"paused"`
 	// LastError is the latest failure, kept after the processor recovers;
 	// nil if it never failed. In JSON, its message or null.
 	LastError error `json:"-"`
+	// Parked counts the processor's parked events (see
+	// [processing.Options.Park]), and OldestParkedAge is how long ago the
+	// oldest of them first failed (0 when none is); in JSON, in seconds.
+	Parked          int           `json:"parked"`
+	OldestParkedAge time.Duration `json:"-"`
 }
 
 // MarshalJSON encodes s with its LastError as a string.
@@ -67,8 +80,9 @@ func (s ProcessorStatus) MarshalJSON() ([]byte, error) {
 	type plain ProcessorStatus
 	return json.Marshal(struct {
 		plain
-		LastError *string `json:"last_error"`
-	}{plain(s), errorText(s.LastError)})
+		LastError       *string `json:"last_error"`
+		OldestParkedAge float64 `json:"oldest_parked_age_seconds"`
+	}{plain(s), errorText(s.LastError), math.Round(s.OldestParkedAge.Seconds()*10) / 10})
 }
 
 // Status is a snapshot of a runner and its processors.
@@ -130,7 +144,12 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		Head:      max(r.head, ps.Position),
 		Rate:      math.Round(pr.rate*10) / 10,
 		Attempts:  ps.Attempts,
+		Paused:    ps.Paused,
 		LastError: ps.LastError,
+		Parked:    ps.Parked,
+	}
+	if !ps.OldestParked.IsZero() {
+		s.OldestParkedAge = max(time.Since(ps.OldestParked), 0)
 	}
 	s.Lag = pr.lagOf(s.Position, s.Head)
 	switch ps.State {
@@ -156,6 +175,8 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		s.State = Retrying
 	case processing.Failed:
 		s.State = Failed
+	case processing.Paused:
+		s.State = Paused
 	default:
 		s.State = Stopped
 	}
@@ -261,10 +282,20 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 // Handler returns an HTTP handler that serves the runner's [Status] as
 // JSON, to GET and HEAD requests. It answers 200 OK whatever the
 // processors' states: health checks read the states from the body.
+//
+// It also pauses and resumes processors ([Runner.Pause], [Runner.Resume]):
+// a POST to a path that ends in /<name>/pause or /<name>/resume, below
+// wherever the handler is mounted (the name path-escaped), answers the
+// processor's status once it is done, 404 for an unknown processor.
+// Mount it where only operators can reach it.
 func (r *Runner) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPost {
+			r.serveControl(w, req)
+			return
+		}
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Allow", "GET, HEAD, POST")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}

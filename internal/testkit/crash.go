@@ -22,6 +22,9 @@ const (
 type CrashOptions struct {
 	// Kind and DSN name the database the child opens in [CrashChild].
 	Kind, DSN string
+	// Helper is the -test.run pattern that selects the child's test;
+	// empty means "^TestHelperProcess$".
+	Helper string
 	// Processor is the name of the processor the child runs on the
 	// store: KillRepeatedly watches its saved position. The child's work
 	// is the events up to the head of the store when it starts.
@@ -92,8 +95,12 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 		if head <= start {
 			t.Fatalf("kill %d: no work for the child: position %d, head %d", i+1, start, head)
 		}
+		helper := o.Helper
+		if helper == "" {
+			helper = "^TestHelperProcess$"
+		}
 		c := StartChild(t, ChildOptions{
-			Run:    "^TestHelperProcess$",
+			Run:    helper,
 			Env:    []string{envCrashKind + "=" + o.Kind, envCrashDSN + "=" + o.DSN},
 			Stderr: os.Stderr,
 		})

@@ -46,7 +46,9 @@ type Dispatcher interface {
 // Options configures the handler. The zero value works.
 type Options struct {
 	// Processors, if set, is served at GET /processors: the status of the
-	// processors running in this process.
+	// processors running in this process; POST /processors/{name}/pause
+	// and /processors/{name}/resume pause and resume one (a runner's
+	// Handler).
 	Processors http.Handler
 	// Logger receives the failures of queries; nil means slog.Default().
 	// (Those of commands are logged by the dispatcher's middleware.)
@@ -93,6 +95,7 @@ func NewHandler(commands Dispatcher, db *gorm.DB, opts Options) http.Handler {
 
 	if opts.Processors != nil {
 		mux.Handle("GET /processors", opts.Processors)
+		mux.Handle("POST /processors/{name}/{action}", opts.Processors)
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, static, "static/index.html")
