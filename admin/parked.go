@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"os/user"
 	"time"
 
 	"github.com/cairnhq/cairn/processing"
@@ -96,11 +95,7 @@ func (p storeParking) Retry(ctx context.Context, processor, stream string) (int,
 }
 
 func (p storeParking) Skip(ctx context.Context, processor, stream string) (int, error) {
-	who := "unknown"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
-	who = p.c.cfg.name() + " (" + who + ")"
+	who := p.c.operator()
 	streams, err := p.streams(ctx, processor, stream)
 	if err != nil {
 		return 0, err

@@ -135,6 +135,10 @@ func (r *Reactor) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// Stateful reports whether r keeps state in its own tables (Options.State):
+// its position must then never move without them (see [Reactor.Reset]).
+func (r *Reactor) Stateful() bool { return r.state != nil }
+
 // Reset moves the reactor's position back to 0 so that its next run
 // starts again from the first event (see "Reset" in the package
 // documentation); a stateful reactor's tables (State.Tables) are emptied
@@ -145,14 +149,20 @@ func (r *Reactor) Reset(ctx context.Context) error {
 		return r.Processor.Reset(ctx)
 	}
 	err := r.sstore.Transaction(ctx, func(tx *gorm.DB) error {
+		// The position first, as a projector's Reset does: it waits for a
+		// batch of a running owner that has updated the position row and
+		// fences the rest, so the deletes then see that batch's rows.
+		if err := r.ResetWith(ctx, func(ctx context.Context, name string) error {
+			return r.sstore.ResetPositionTx(ctx, tx, name)
+		}); err != nil {
+			return err
+		}
 		for _, t := range r.state.Tables {
 			if err := tx.Exec("DELETE FROM " + t).Error; err != nil {
 				return fmt.Errorf("delete from %s: %w", t, err)
 			}
 		}
-		return r.ResetWith(ctx, func(ctx context.Context, name string) error {
-			return r.sstore.ResetPositionTx(ctx, tx, name)
-		})
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("reactor: reset %s: %w", r.Name(), err)

@@ -178,6 +178,9 @@ func TestAdmin(t *testing.T) {
 			if r := todoAdmin(t, "reset", projections.ScheduledName, "--to", "3", "--yes"); r.code != 2 {
 				t.Errorf("reset of a projector --to 3: %v, want exit 2 (projectors reset to 0 only)", r)
 			}
+			if r := todoAdmin(t, "reset", notify.Name, "--to", "3", "--yes"); r.code != 2 {
+				t.Errorf("reset of the stateful notifier --to 3: %v, want exit 2 (its state would be left ahead)", r)
+			}
 			for l, want := range before {
 				waitForList(t, web.url+"todos/"+l, want)
 			}
