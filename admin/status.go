@@ -29,7 +29,8 @@ type ProcessorStatus struct {
 	LeaseUntil *time.Time `json:"lease_until"`
 	Position   int64      `json:"position"`
 	Head       int64      `json:"head"`
-	// Lag is Head - Position, in positions; LagSeconds is how long ago
+	// Lag is the number of events from Position to Head (see
+	// eventstore.Store.Distance); LagSeconds is how long ago
 	// the oldest event it has not handled was recorded (0 when caught
 	// up).
 	Lag        int64   `json:"lag"`
@@ -112,7 +113,9 @@ func (c *cli) status(ctx context.Context) ([]ProcessorStatus, error) {
 		if proc := c.processor(name); proc != nil {
 			s.Kind = proc.Kind()
 		}
-		s.Lag = s.Head - s.Position
+		if s.Lag, err = c.store.Distance(ctx, s.Position, s.Head); err != nil {
+			return nil, err
+		}
 		switch {
 		case !hasRow:
 			s.State = "new"

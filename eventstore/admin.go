@@ -72,6 +72,8 @@ func (q *queries) rawSQL(f RawFilter, after int64, head int64, bounded bool) (st
 	if bounded {
 		args = append(args, head)
 		b.WriteString(" AND position <= " + q.p(len(args)))
+	} else {
+		b.WriteString(q.below) // OrderingXID's horizon
 	}
 	if f.StreamID != "" {
 		args = append(args, f.StreamID)
@@ -111,6 +113,13 @@ func (s *Store) ReadRaw(ctx context.Context, after int64, limit int, f RawFilter
 		if err := f.validate(); err != nil {
 			yield(RawEvent{}, fail(op, "", "", err))
 			return
+		}
+		if s.hz != nil {
+			// Wait until what was committed before the call is readable.
+			if _, err := s.hz.head(ctx); err != nil {
+				yield(RawEvent{}, fail(op, "", "", err))
+				return
+			}
 		}
 		last, sent := after, 0
 		for {

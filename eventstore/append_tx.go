@@ -28,7 +28,9 @@ import (
 // The events get their positions at once, in the store's global order:
 // on PostgreSQL, AppendTx takes the store's ordering lock (a
 // transaction-level advisory lock), which every other append on the
-// database then waits for until tx ends. Call it as late as possible in
+// database then waits for until tx ends (under [OrderingXID] it takes it
+// shared, and other appends do not wait; a transaction then holds at most
+// [MaxXIDTransactionEvents] events in all). Call it as late as possible in
 // the transaction — right before the commit, after the transaction's
 // other work — and keep what follows short. On SQLite the transaction
 // holds the database's write lock from its first write anyway.
@@ -305,7 +307,7 @@ func (d *postgresDialect) lockTx(ctx context.Context, ex txConn) error {
 	if err != nil {
 		return err
 	}
-	_, err = ex.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", keys.writeLock)
+	_, err = ex.ExecContext(ctx, d.lockSQL, keys.writeLock) // shared under OrderingXID
 	return err
 }
 
@@ -349,12 +351,7 @@ func (d *postgresDialect) insertTx(ctx context.Context, ex txConn, plan writePla
 		metas[i], causes[i], corrs[i] = row.req.metaJSON, row.req.causation, row.req.correlation
 		byID[ev.id] = ev
 	}
-	rows, err := ex.QueryContext(ctx, `INSERT INTO `+d.q.t.events+` (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)
-		SELECT u.event_id, u.stream_id, u.version, u.type, u.schema_version, u.data, u.metadata, u.causation_id, u.correlation_id, $10
-		FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::bytea[], $7::bytea[], $8::text[], $9::text[])
-			AS u(event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id)
-		RETURNING position, event_id`,
-		ids, streams, versions, types, schemas, datas, metas, causes, corrs, plan.now)
+	rows, err := ex.QueryContext(ctx, d.insertPlanned, ids, streams, versions, types, schemas, datas, metas, causes, corrs, plan.now)
 	if err != nil {
 		return err
 	}

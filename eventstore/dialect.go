@@ -34,6 +34,9 @@ type tables struct {
 	events, streams, snapshots string
 	// positions holds the positions and leases of event processors.
 	positions string
+	// store holds what the store records about itself: its ordering
+	// (PostgreSQL only; see dialect_postgres_xid.go).
+	store string
 	// parked holds the events processors parked (see parked.go).
 	parked string
 }
@@ -44,6 +47,7 @@ func newTables(prefix string) tables {
 		streams:   prefix + "streams",
 		snapshots: prefix + "snapshots",
 		positions: prefix + "processor_positions",
+		store:     prefix + "store",
 		parked:    prefix + "parked_events",
 	}
 }
@@ -63,6 +67,9 @@ type queries struct {
 	readForward  string
 	readBackward string
 	readAll      string
+	// below, when set, is a condition that every read of the global order
+	// adds ("AND position < …"): the horizon of OrderingXID.
+	below string
 	// streamState has the stream ID as its one parameter and answers one
 	// row: the stream's version (NULL when it has none) and whether it is
 	// deleted.
@@ -106,7 +113,7 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		" ORDER BY version LIMIT " + p(3)
 	q.readBackward = "SELECT " + eventColumns + " FROM " + t.events + " WHERE stream_id = " + p(1) + " AND version <= " + p(2) +
 		" ORDER BY version DESC LIMIT " + p(3)
-	q.readAll = "SELECT " + eventColumns + " FROM " + t.events + " WHERE position > " + p(1) + " ORDER BY position LIMIT " + p(2)
+	q.setBelow("")
 	q.streamState = "SELECT (SELECT version FROM " + t.events + " WHERE stream_id = " + p(1) + " ORDER BY version DESC LIMIT 1), " +
 		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = " + p(1) + " AND deleted = " + deleted + ")"
 	q.head = "SELECT COALESCE(MAX(position), 0) FROM " + t.events
@@ -158,11 +165,18 @@ func positionsSchema(t tables) string {
 		)`
 }
 
+// setBelow sets the condition every read of the global order adds, and
+// the queries that have it built in.
+func (q *queries) setBelow(below string) {
+	q.below = below
+	q.readAll = "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + q.p(1) + below + " ORDER BY position LIMIT " + q.p(2)
+}
+
 // readAllTypedSQL returns the query for ReadAll filtered to ntypes type
 // names: parameters are after, the types, then the limit.
 func (q *queries) readAllTypedSQL(ntypes int) string {
 	p := q.p
-	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + " AND type IN ("
+	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + q.below + " AND type IN ("
 	for i := 0; i < ntypes; i++ {
 		if i > 0 {
 			s += ", "

@@ -17,6 +17,12 @@ type postgresDialect struct {
 	// (streamStates also of write).
 	insertDirect string
 	streamStates string
+	// ordering is the store's; lockSQL (the lock a write takes right
+	// before its insert) and insertPlanned (write's insert) depend on it
+	// (see dialect_postgres_xid.go).
+	ordering      Ordering
+	lockSQL       string
+	insertPlanned string
 }
 
 // postgresNowMillis is PostgreSQL's clock in milliseconds since the Unix
@@ -28,15 +34,22 @@ func newPostgresDialect(db *sql.DB, t tables, opts Options) *postgresDialect {
 	p := func(n int) string { return "$" + strconv.Itoa(n) }
 	q := newQueries(t, p, "true", postgresNowMillis)
 	notifyPositionCommits(&q, opts.TablePrefix)
-	return &postgresDialect{
-		db:           db,
-		q:            q,
-		now:          opts.Now,
-		writeTimeout: opts.WriteTimeout,
-		names:        pgNames{db: db, prefix: opts.TablePrefix},
-		insertDirect: insertDirectSQL(t),
-		streamStates: streamStatesSQL(t),
+	d := &postgresDialect{
+		db:            db,
+		q:             q,
+		now:           opts.Now,
+		writeTimeout:  opts.WriteTimeout,
+		names:         pgNames{db: db, prefix: opts.TablePrefix, t: t, want: opts.Ordering},
+		insertDirect:  insertDirectSQL(t, opts.Ordering),
+		streamStates:  streamStatesSQL(t),
+		ordering:      opts.Ordering,
+		lockSQL:       "SELECT pg_advisory_xact_lock($1)",
+		insertPlanned: insertPlannedSQL(t, opts.Ordering),
 	}
+	if opts.Ordering == OrderingXID {
+		d.setXID()
+	}
+	return d
 }
 
 // timeArg: PostgreSQL stores times as timestamptz.

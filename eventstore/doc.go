@@ -30,6 +30,13 @@
 // right before the insert, so transactions commit in position order across
 // processes; on SQLite the database's single writer lock does the same.
 //
+// On PostgreSQL, [OrderingXID] (Options.Ordering, chosen at Migrate) drops
+// that lock so that the writers of many processes commit at once: an
+// event's position is made of its transaction's ID, and readers read only
+// below the oldest transaction still running on the database. Positions
+// are then sparse, and a long transaction anywhere on the database holds
+// readers back ([Store.Horizon] says which); see [Ordering].
+//
 // # Processor positions
 //
 // The store also keeps the positions of event stream processors (package

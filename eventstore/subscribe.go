@@ -27,7 +27,8 @@ import (
 // or, on PostgreSQL, through any store on the database (LISTEN/NOTIFY);
 // otherwise within Options.PollInterval. Every event is delivered exactly
 // once and in order, whatever the number of concurrent writers: the store
-// commits events in position order, and the subscription never assumes
+// commits events in position order (under [OrderingXID], reads only below
+// the oldest running transaction), and the subscription never assumes
 // positions are contiguous.
 //
 // A subscription outlives lost connections: when a read fails with an
@@ -140,8 +141,10 @@ func (s *Store) subscribeBatches(ctx context.Context, f event.StreamFilter, afte
 // head even if the last events of it were of other types. Through never
 // goes below after.
 //
-// This relies on the store's commit order: once a position is visible,
-// every lower position is committed or never will be.
+// This relies on the store's commit order: once a position is readable,
+// every lower position is committed or never will be. Under
+// [OrderingXID], the head is the newest readable position (see
+// [Store.Head]).
 func (s *Store) ReadBatch(ctx context.Context, after int64, limit int, types ...string) (event.Batch, error) {
 	return s.readBatch(ctx, event.StreamFilter{}, after, limit, types)
 }

@@ -45,7 +45,7 @@ const (
 	DefaultProgressInterval = 5 * time.Second
 )
 
-// liveLag is the lag, in positions, beyond which a processor that had
+// liveLag is the lag, in events, beyond which a processor that had
 // caught up counts as catching up again.
 const liveLag = processing.DefaultBatchSize
 
@@ -133,6 +133,13 @@ type proc struct {
 	lastLog  time.Time
 	// reportedLive: the sampler has last seen it live.
 	reportedLive bool
+	// What countLags counted (lag.go): the lag at position countedAt, and
+	// the events from movedFrom to it; the position at the last sample,
+	// and the events handled since the sampler started, counted.
+	counted          bool
+	lag, countedAt   int64
+	moved, movedFrom int64
+	lastPos, handled int64
 }
 
 // New returns a runner of the given processors, which must have distinct

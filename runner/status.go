@@ -51,7 +51,8 @@ type ProcessorStatus struct {
 	// process last looked).
 	Position int64 `json:"position"`
 	// Head is the position of the store's newest event, and Lag the
-	// distance from Position to it.
+	// number of events from Position to it (counted by the store's
+	// Distance, where positions may lie far apart).
 	Head int64 `json:"head"`
 	Lag  int64 `json:"lag"`
 	// Rate is how fast the position moved lately, in events (positions)
@@ -117,6 +118,10 @@ func errorText(err error) *string {
 // [New]. It reads the store's head (one query).
 func (r *Runner) Status(ctx context.Context) Status {
 	head, err := r.store.Head(ctx)
+	var counted []processing.Status
+	if err == nil {
+		counted = r.countLags(ctx, head)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err == nil {
@@ -124,7 +129,7 @@ func (r *Runner) Status(ctx context.Context) Status {
 	}
 	st := Status{Owner: r.Owner(), Head: r.head, HeadError: err, Processors: make([]ProcessorStatus, len(r.procs))}
 	for i, pr := range r.procs {
-		st.Processors[i] = r.statusOf(pr, pr.p.Status())
+		st.Processors[i] = r.statusOf(pr, statusNow(counted, i, pr))
 	}
 	return st
 }
@@ -146,7 +151,7 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 	if !ps.OldestParked.IsZero() {
 		s.OldestParkedAge = max(time.Since(ps.OldestParked), 0)
 	}
-	s.Lag = s.Head - s.Position
+	s.Lag = pr.lagOf(s.Position, s.Head)
 	switch ps.State {
 	case processing.Idle:
 		s.State = Starting
@@ -231,7 +236,7 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 	now := time.Now()
 	r.mu.Lock()
 	for _, pr := range r.procs {
-		pr.rates.add(now, pr.p.Status().Position)
+		pr.sampleRate(now, pr.p.Status().Position)
 		pr.lastLog = now
 	}
 	r.mu.Unlock()
@@ -248,12 +253,13 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 			}
 			continue
 		}
+		counted := r.countLags(ctx, head)
 		now := time.Now()
 		r.mu.Lock()
 		r.head = head
-		for _, pr := range r.procs {
-			ps := pr.p.Status()
-			pr.rate = pr.rates.add(now, ps.Position)
+		for i, pr := range r.procs {
+			ps := statusNow(counted, i, pr)
+			pr.rate = pr.sampleRate(now, ps.Position)
 			s := r.statusOf(pr, ps)
 			wasLive := pr.reportedLive
 			pr.reportedLive = s.State == Live
