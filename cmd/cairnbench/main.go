@@ -16,7 +16,9 @@
 // a hand-written type switch (A1S: from a snapshot; A1H: with the handlers
 // listed for direct calls); P1 is a projector's
 // catch-up against a plain database/sql read-insert-commit loop; L1 is a
-// live projector's latency, which has no floor.
+// live projector's latency and L2 read-your-writes latency (an append, a
+// wait for its position, the query), which have no floor. -scale and
+// -processes are modes of their own (scale.go, processes.go).
 //
 // Every workload runs Cairn and the floor alternately, each on a fresh
 // database (a new SQLite file, or a new PostgreSQL schema), several times,
@@ -33,7 +35,7 @@
 //	-quick                     sizes about 10× smaller, 1 run
 //	-pgidle N                  max idle connections of the PostgreSQL pools (default: eventstore.OpenPostgres's)
 //	-runs N                    runs per workload and side (default 5; -quick: 1)
-//	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, A1H, P1, L1)
+//	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, A1H, P1, L1, L2)
 //	-processes                 run the multi-process workloads instead (PostgreSQL; see processes.go)
 //	-shapes 8x1,floor          with -processes: run only these shapes (1x8, 2x4, 4x2, 8x1, 1x1, floor, lat)
 //	-scale 1M,10M              scale mode: fill one store per database to each size and
