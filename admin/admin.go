@@ -95,9 +95,6 @@ var (
 	// ErrNotEmbedded reports a command that needs the application's
 	// types, run without them (in cmd/cairn): exit status 2.
 	ErrNotEmbedded = errors.New("needs the application's event types: run it from the application's own admin command")
-	// ErrParkingUnavailable reports the parked command, and the parked
-	// counts of status, before parking is wired in (issue 14).
-	ErrParkingUnavailable = errors.New("parking is not available in this build yet: it arrives with parked events (issue 14)")
 	// ErrNoProcessor reports a processor name that the database has no
 	// position for, and the application does not know.
 	ErrNoProcessor = errors.New("no such processor")

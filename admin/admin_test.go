@@ -115,6 +115,36 @@ func TestRun(t *testing.T) {
 			}
 		})
 
+		t.Run("pause and resume", func(t *testing.T) {
+			paused := func() bool {
+				rows, err := s.ListPositions(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range rows {
+					if r.Name == "accounts" {
+						return r.Paused
+					}
+				}
+				t.Fatal("no position row for accounts")
+				return false
+			}
+			out, errOut, code := run(t, cfg, "pause", "accounts", "--json")
+			if code != 0 || !strings.Contains(out, `"paused":true`) || !paused() {
+				t.Fatalf("pause: exit %d, %s %s; flag %v, want set", code, out, errOut, paused())
+			}
+			out, errOut, code = run(t, cfg, "resume", "accounts")
+			if code != 0 || !strings.Contains(out, "resumed") || paused() {
+				t.Fatalf("resume: exit %d, %s %s; flag %v, want cleared", code, out, errOut, paused())
+			}
+			if _, _, code := run(t, cfg, "pause", "nope"); code != 1 {
+				t.Errorf("pause of an unknown processor: exit %d, want 1", code)
+			}
+			if _, _, code := run(t, cfg, "pause"); code != 2 {
+				t.Errorf("pause without a processor: exit %d, want 2", code)
+			}
+		})
+
 		t.Run("check goes through the upcasters", func(t *testing.T) {
 			// Deposits stored at version 1 of the type are read as version 2,
 			// whose field is named differently: the upcaster renames it.

@@ -100,6 +100,18 @@ func commands() []*command {
 			run: runReset,
 		},
 		{
+			name: "pause", args: "PROCESSOR", summary: "pause a processor in every process: it handles nothing, keeping its lease and its place, until resumed",
+			data: true, minArgs: 1, maxArgs: 1,
+			examples: []string{"pause todo_completed_notifier"},
+			run:      runPause(true),
+		},
+		{
+			name: "resume", args: "PROCESSOR", summary: "resume a paused processor: it goes on from where it stopped",
+			data: true, minArgs: 1, maxArgs: 1,
+			examples: []string{"resume todo_completed_notifier --json"},
+			run:      runPause(false),
+		},
+		{
 			name: "rebuild", args: "PROJECTOR", summary: "reset a projector with its tables and replay every event, with progress until caught up",
 			data: true, destructive: true, embedded: true, minArgs: 1, maxArgs: 1,
 			examples: []string{"rebuild outstanding_todos --yes"},

@@ -49,16 +49,25 @@ func runReset(ctx context.Context, c *cli, args []string) error {
 		kind = proc.Kind()
 	}
 	projector := proc != nil && kind == "projector"
+	stateful := false
+	if s, ok := proc.(interface{ Stateful() bool }); ok && s.Stateful() {
+		stateful = true
+	}
 	to := c.o.to.v
 	if projector && to != 0 {
 		return usagef("reset %s: a projector resets to 0 only (its tables are rebuilt from the first event); --to moves other processors", name)
+	}
+	if stateful && c.o.to.set && to != 0 {
+		return usagef("reset %s: a stateful reactor resets to 0 only (its state tables are emptied with its position); --to would leave its state ahead of its position", name)
 	}
 	what := fmt.Sprintf("Reset %s %q from position %d to %d.", kind, name, row.Position, to)
 	switch {
 	case projector:
 		what += " Its tables are emptied in the same transaction, and rebuilt from the first event."
+	case stateful:
+		what += " Its state tables are emptied in the same transaction, and rebuilt from the first event: its side effects happen again (the events it emits are not stored twice)."
 	case proc == nil:
-		what += " Only its position moves: if it is a projector, its tables are not cleared (the application's own admin command clears them)."
+		what += " Only its position moves: if it is a projector or a stateful reactor, its tables are not cleared (the application's own admin command clears them)."
 	case kind == "reactor" && to < row.Position:
 		what += fmt.Sprintf(" It handles the events after %d again: their side effects happen again (the events it emits are not stored twice).", to)
 	}
@@ -68,7 +77,7 @@ func runReset(ctx context.Context, c *cli, args []string) error {
 	if err := c.confirm("reset", what); err != nil {
 		return err
 	}
-	if proc != nil && (projector || !c.o.to.set) {
+	if proc != nil && (projector || stateful || !c.o.to.set) {
 		err = proc.Reset(ctx)
 	} else {
 		var moved bool
@@ -81,12 +90,12 @@ func runReset(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	c.log.WarnContext(ctx, "admin: processor reset", "processor", name, "kind", kind, "from", row.Position, "to", to,
-		"tables_cleared", projector, "owner", row.Owner)
-	out := ResetLine{Processor: name, Kind: kind, From: row.Position, To: to, TablesCleared: projector}
+		"tables_cleared", projector || stateful, "owner", row.Owner)
+	out := ResetLine{Processor: name, Kind: kind, From: row.Position, To: to, TablesCleared: projector || stateful}
 	if c.o.json {
 		return c.emit(out)
 	}
-	_, err = fmt.Fprintf(c.stdout, "reset %s: position %d → %d%s\n", name, out.From, out.To, map[bool]string{true: ", tables emptied"}[projector])
+	_, err = fmt.Fprintf(c.stdout, "reset %s: position %d → %d%s\n", name, out.From, out.To, map[bool]string{true: ", tables emptied"}[projector || stateful])
 	return err
 }
 

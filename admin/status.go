@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -30,13 +29,13 @@ type ProcessorStatus struct {
 	LeaseUntil *time.Time `json:"lease_until"`
 	Position   int64      `json:"position"`
 	Head       int64      `json:"head"`
-	// Lag is Head - Position, in positions; LagSeconds is how long ago
+	// Lag is the number of events from Position to Head (see
+	// eventstore.Store.Distance); LagSeconds is how long ago
 	// the oldest event it has not handled was recorded (0 when caught
 	// up).
 	Lag        int64   `json:"lag"`
 	LagSeconds float64 `json:"lag_seconds"`
-	// Parked counts its parked events; null while parking is not
-	// available.
+	// Parked counts its parked events (see processing.Options.Park).
 	Parked    *int64     `json:"parked"`
 	Paused    bool       `json:"paused"`
 	LastError string     `json:"last_error"`
@@ -88,7 +87,7 @@ func (c *cli) status(ctx context.Context) ([]ProcessorStatus, error) {
 		return nil, err
 	}
 	parked, err := c.parkedCounts(ctx)
-	if err != nil && !errors.Is(err, ErrParkingUnavailable) {
+	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
@@ -114,7 +113,9 @@ func (c *cli) status(ctx context.Context) ([]ProcessorStatus, error) {
 		if proc := c.processor(name); proc != nil {
 			s.Kind = proc.Kind()
 		}
-		s.Lag = s.Head - s.Position
+		if s.Lag, err = c.store.Distance(ctx, s.Position, s.Head); err != nil {
+			return nil, err
+		}
 		switch {
 		case !hasRow:
 			s.State = "new"

@@ -72,6 +72,8 @@ func (q *queries) rawSQL(f RawFilter, after int64, head int64, bounded bool) (st
 	if bounded {
 		args = append(args, head)
 		b.WriteString(" AND position <= " + q.p(len(args)))
+	} else {
+		b.WriteString(q.below) // OrderingXID's horizon
 	}
 	if f.StreamID != "" {
 		args = append(args, f.StreamID)
@@ -111,6 +113,13 @@ func (s *Store) ReadRaw(ctx context.Context, after int64, limit int, f RawFilter
 		if err := f.validate(); err != nil {
 			yield(RawEvent{}, fail(op, "", "", err))
 			return
+		}
+		if s.hz != nil {
+			// Wait until what was committed before the call is readable.
+			if _, err := s.hz.head(ctx); err != nil {
+				yield(RawEvent{}, fail(op, "", "", err))
+				return
+			}
 		}
 		last, sent := after, 0
 		for {
@@ -341,7 +350,9 @@ func (s *Store) streamsPage(ctx context.Context, q, after, prefix string, n int)
 // and bumps its epoch, as [Store.ResetPosition] does for position 0: an
 // instance of the processor running anywhere is fenced (its next save
 // fails) and, under a lease, starts again from the new position. It
-// reports false when the processor has no row. Moving a projector's
+// reports false when the processor has no row. The processor's parked
+// events after position are forgotten, in the same transaction: it reads
+// them again. Moving a projector's
 // position without resetting its tables leaves them wrong: reset a
 // projector through its own Reset.
 func (s *Store) MovePosition(ctx context.Context, name string, position int64) (moved bool, err error) {
@@ -349,15 +360,18 @@ func (s *Store) MovePosition(ctx context.Context, name string, position int64) (
 		return false, fail("move position", name, "", invalid("negative position %d", position))
 	}
 	q := "UPDATE " + s.q.t.positions + " SET position = " + s.q.p(2) + ", epoch = epoch + 1 WHERE name = " + s.q.p(1)
-	res, err := s.db.ExecContext(ctx, q, name, position)
+	moved, err = s.withParkedAfter(ctx, name, position, func(ex execer) (bool, error) {
+		res, err := ex.ExecContext(ctx, q, name, position)
+		if err != nil {
+			return false, err
+		}
+		n, err := res.RowsAffected()
+		return n == 1, err
+	})
 	if err != nil {
 		return false, fail("move position", name, "", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fail("move position", name, "", err)
-	}
-	return n == 1, nil
+	return moved, nil
 }
 
 // createTable finds the tables a schema statement creates.

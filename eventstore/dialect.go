@@ -34,6 +34,11 @@ type tables struct {
 	events, streams, snapshots string
 	// positions holds the positions and leases of event processors.
 	positions string
+	// store holds what the store records about itself: its ordering
+	// (PostgreSQL only; see dialect_postgres_xid.go).
+	store string
+	// parked holds the events processors parked (see parked.go).
+	parked string
 	// projectionVersions holds the versions of versioned projections
 	// (see projection_versions.go).
 	projectionVersions string
@@ -41,11 +46,12 @@ type tables struct {
 
 func newTables(prefix string) tables {
 	return tables{
-		events:    prefix + "events",
-		streams:   prefix + "streams",
-		snapshots: prefix + "snapshots",
-		positions: prefix + "processor_positions",
-
+		events:             prefix + "events",
+		streams:            prefix + "streams",
+		snapshots:          prefix + "snapshots",
+		positions:          prefix + "processor_positions",
+		store:              prefix + "store",
+		parked:             prefix + "parked_events",
 		projectionVersions: prefix + "projection_versions",
 	}
 }
@@ -65,6 +71,9 @@ type queries struct {
 	readForward  string
 	readBackward string
 	readAll      string
+	// below, when set, is a condition that every read of the global order
+	// adds ("AND position < …"): the horizon of OrderingXID.
+	below string
 	// streamState has the stream ID as its one parameter and answers one
 	// row: the stream's version (NULL when it has none) and whether it is
 	// deleted.
@@ -85,6 +94,15 @@ type queries struct {
 	listPositions  string
 	setFailure     string
 	setPaused      string
+	// processorProgress reads what a wait for a position needs of one
+	// processor's row (see positions_watch.go).
+	processorProgress string
+
+	// The parked events of processors (see parked.go).
+	parked parkedQueries
+
+	// Processor start positions and pause flags (positions_start.go).
+	start startQueries
 
 	// The projection versions (see projection_versions.go).
 	pv projectionQueries
@@ -102,7 +120,7 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		" ORDER BY version LIMIT " + p(3)
 	q.readBackward = "SELECT " + eventColumns + " FROM " + t.events + " WHERE stream_id = " + p(1) + " AND version <= " + p(2) +
 		" ORDER BY version DESC LIMIT " + p(3)
-	q.readAll = "SELECT " + eventColumns + " FROM " + t.events + " WHERE position > " + p(1) + " ORDER BY position LIMIT " + p(2)
+	q.setBelow("")
 	q.streamState = "SELECT (SELECT version FROM " + t.events + " WHERE stream_id = " + p(1) + " ORDER BY version DESC LIMIT 1), " +
 		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = " + p(1) + " AND deleted = " + deleted + ")"
 	q.head = "SELECT COALESCE(MAX(position), 0) FROM " + t.events
@@ -128,6 +146,10 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		"CASE WHEN lease_until > " + nowMillis + " THEN lease_until ELSE 0 END, paused, last_error, failed_at FROM " + pt + " ORDER BY name"
 	q.setFailure = "UPDATE " + pt + " SET last_error = " + p(2) + ", failed_at = CASE WHEN " + p(2) + " = '' THEN 0 ELSE " + nowMillis + " END WHERE name = " + p(1)
 	q.setPaused = "UPDATE " + pt + " SET paused = " + p(2) + " WHERE name = " + p(1)
+	q.processorProgress = "SELECT p.position, p.paused, p.last_error, COALESCE(k.error, ''), COALESCE(k.waits_on, 0), k.position IS NOT NULL FROM " + pt +
+		" p LEFT JOIN " + t.parked + " k ON k.processor = p.name AND k.position = " + p(2) + " WHERE p.name = " + p(1)
+	q.parked = newParkedQueries(t, p)
+	q.start = newStartQueries(t, p)
 	q.pv = newProjectionQueries(t, p, nowMillis)
 	return q
 }
@@ -151,11 +173,18 @@ func positionsSchema(t tables) string {
 		)`
 }
 
+// setBelow sets the condition every read of the global order adds, and
+// the queries that have it built in.
+func (q *queries) setBelow(below string) {
+	q.below = below
+	q.readAll = "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + q.p(1) + below + " ORDER BY position LIMIT " + q.p(2)
+}
+
 // readAllTypedSQL returns the query for ReadAll filtered to ntypes type
 // names: parameters are after, the types, then the limit.
 func (q *queries) readAllTypedSQL(ntypes int) string {
 	p := q.p
-	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + " AND type IN ("
+	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + q.below + " AND type IN ("
 	for i := 0; i < ntypes; i++ {
 		if i > 0 {
 			s += ", "

@@ -17,6 +17,12 @@ type postgresDialect struct {
 	// (streamStates also of write).
 	insertDirect string
 	streamStates string
+	// ordering is the store's; lockSQL (the lock a write takes right
+	// before its insert) and insertPlanned (write's insert) depend on it
+	// (see dialect_postgres_xid.go).
+	ordering      Ordering
+	lockSQL       string
+	insertPlanned string
 }
 
 // postgresNowMillis is PostgreSQL's clock in milliseconds since the Unix
@@ -29,15 +35,24 @@ func newPostgresDialect(db *sql.DB, t tables, opts Options) *postgresDialect {
 	q := newQueries(t, p, "true", postgresNowMillis)
 	q.pv.lock = "LOCK TABLE " + t.projectionVersions + " IN SHARE ROW EXCLUSIVE MODE"
 	q.pv.isTable = "SELECT count(*) FROM pg_class WHERE oid = to_regclass($1) AND relkind IN ('r', 'p')"
-	return &postgresDialect{
-		db:           db,
-		q:            q,
-		now:          opts.Now,
-		writeTimeout: opts.WriteTimeout,
-		names:        pgNames{db: db, prefix: opts.TablePrefix},
-		insertDirect: insertDirectSQL(t),
-		streamStates: streamStatesSQL(t),
+	q.pv.setPosition += " RETURNING pg_notify(" + positionsChannelSQL(opts.TablePrefix) + ", '')"
+	notifyPositionCommits(&q, opts.TablePrefix)
+	d := &postgresDialect{
+		db:            db,
+		q:             q,
+		now:           opts.Now,
+		writeTimeout:  opts.WriteTimeout,
+		names:         pgNames{db: db, prefix: opts.TablePrefix, t: t, want: opts.Ordering},
+		insertDirect:  insertDirectSQL(t, opts.Ordering),
+		streamStates:  streamStatesSQL(t),
+		ordering:      opts.Ordering,
+		lockSQL:       "SELECT pg_advisory_xact_lock($1)",
+		insertPlanned: insertPlannedSQL(t, opts.Ordering),
 	}
+	if opts.Ordering == OrderingXID {
+		d.setXID()
+	}
+	return d
 }
 
 // timeArg: PostgreSQL stores times as timestamptz.

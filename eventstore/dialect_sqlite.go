@@ -71,6 +71,8 @@ func (d *sqliteDialect) schema() []string {
 			recorded_at INTEGER NOT NULL
 		)`,
 		positionsSchema(t),
+		parkedSchema(t),
+		parkedIndexSchema(t),
 		projectionVersionsTable(t),
 		projectionVersionsIndex(t),
 	}

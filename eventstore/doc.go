@@ -30,6 +30,13 @@
 // right before the insert, so transactions commit in position order across
 // processes; on SQLite the database's single writer lock does the same.
 //
+// On PostgreSQL, [OrderingXID] (Options.Ordering, chosen at Migrate) drops
+// that lock so that the writers of many processes commit at once: an
+// event's position is made of its transaction's ID, and readers read only
+// below the oldest transaction still running on the database. Positions
+// are then sparse, and a long transaction anywhere on the database holds
+// readers back ([Store.Horizon] says which); see [Ordering].
+//
 // # Processor positions
 //
 // The store also keeps the positions of event stream processors (package
@@ -42,6 +49,31 @@
 // from; taking a lease ([Store.AcquireLease]) and resetting a position bump
 // the epoch, so an owner that has been replaced can never move the
 // position again.
+//
+// Processors that park poison events (processing.Options.Park) record them
+// in the table "<prefix>parked_events", one row per processor and
+// position: the event's stream and type, the error, the failed attempts,
+// the first and last failure, and the parked event it waits on. The row
+// holds no payload: the event stays in the events table. [Store.Park]
+// records parked events and moves the position in one transaction
+// ([Store.ParkTx] in the caller's); [Store.ParkedEvents],
+// [Store.ParkedStreams] and [Store.ParkedCount] read them;
+// [Store.Unpark] (or [Store.UnparkTx]) removes them, all or none. A
+// position reset removes the processor's parked events with it.
+//
+// # Stream subscriptions and appends in a transaction
+//
+// [Store.SubscribeStream] follows one stream from a version, catch-up then
+// live, woken like [Store.Subscribe], and ends with an error matching
+// [event.ErrStreamDeleted] when the stream is deleted.
+// [Store.SubscribeBatchesOf] follows one stream or a category of streams
+// in global order, for event stream processors limited to them.
+//
+// [Store.AppendTx] and [Store.AppendAllTx] append in a transaction of the
+// caller's ([Store.Transaction]), so that events commit with other writes
+// — a stateful reactor's tables and position — or not at all. On
+// PostgreSQL they take the ordering lock until the transaction ends:
+// appends in a transaction come last, right before its commit.
 //
 // # Projection versions
 //

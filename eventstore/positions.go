@@ -17,9 +17,25 @@ type execer interface {
 // Transaction runs fn in a transaction of the store's database and commits
 // it when fn returns nil, or rolls it back: the transaction a projector's
 // handlers write their read model in, together with its position
-// ([Store.SavePositionTx]).
+// ([Store.SavePositionTx]), and a stateful reactor its state, its position
+// and the events it emits ([Store.AppendTx]). When the transaction appended
+// events, the store wakes its subscribers once it commits.
 func (s *Store) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.gdb.WithContext(ctx).Transaction(fn)
+	var appended func() bool
+	err := s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		flag, done := s.txs.begin(tx.Statement.ConnPool)
+		defer done()
+		appended = flag.Load
+		return fn(tx)
+	})
+	if err != nil {
+		return err
+	}
+	s.posWake.broadcast() // a position saved in it is committed now
+	if appended != nil && appended() {
+		s.wake.broadcast() // and so are the events appended in it
+	}
+	return nil
 }
 
 // txExecer returns what runs statements in tx, a transaction of the
@@ -48,7 +64,11 @@ func (s *Store) LoadPosition(ctx context.Context, name string) (position, epoch 
 // whether it did: false means the processor was reset, taken over by
 // another owner, or moved by another instance since it read them.
 func (s *Store) SavePosition(ctx context.Context, name string, epoch, from, to int64) (saved bool, err error) {
-	return s.savePosition(ctx, s.db, name, epoch, from, to)
+	saved, err = s.savePosition(ctx, s.db, name, epoch, from, to)
+	if saved {
+		s.posWake.broadcast()
+	}
+	return saved, err
 }
 
 // SavePositionTx is [Store.SavePosition] in tx, a transaction of the
@@ -76,14 +96,22 @@ func (s *Store) savePosition(ctx context.Context, ex execer, name string, epoch,
 
 // ResetPosition moves the position of the processor name back to 0 and
 // bumps its epoch, which fences any instance of the processor still
-// running: its next save moves nothing.
+// running: its next save moves nothing. It also removes the events the
+// processor parked (see [Store.Park]), in the same transaction: it will
+// read them again.
 func (s *Store) ResetPosition(ctx context.Context, name string) error {
-	return s.resetPosition(ctx, s.db, name)
+	err := s.Transaction(ctx, func(tx *gorm.DB) error {
+		return s.ResetPositionTx(ctx, tx, name)
+	})
+	if _, ours := err.(*opError); err != nil && !ours {
+		err = fail("reset position", name, "", err) // of the begin or commit
+	}
+	return err
 }
 
 // ResetPositionTx is [Store.ResetPosition] in tx, a transaction of the
 // store's database (see [Store.Transaction]): to reset a projection's
-// tables together with its position.
+// tables together with its position and parked events.
 func (s *Store) ResetPositionTx(ctx context.Context, tx *gorm.DB, name string) error {
 	ex, err := txExecer(tx)
 	if err != nil {
@@ -94,6 +122,9 @@ func (s *Store) ResetPositionTx(ctx context.Context, tx *gorm.DB, name string) e
 
 func (s *Store) resetPosition(ctx context.Context, ex execer, name string) error {
 	if _, err := ex.ExecContext(ctx, s.q.resetPosition, name); err != nil {
+		return fail("reset position", name, "", err)
+	}
+	if err := s.removeParkedOf(ctx, ex, name); err != nil {
 		return fail("reset position", name, "", err)
 	}
 	return nil

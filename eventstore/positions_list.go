@@ -68,6 +68,7 @@ func (s *Store) SetProcessorError(ctx context.Context, name, msg string) error {
 	if _, err := s.db.ExecContext(ctx, s.q.setFailure, name, msg); err != nil {
 		return fail("record processor error", name, "", err)
 	}
+	s.posWake.broadcast()
 	return nil
 }
 
@@ -81,5 +82,6 @@ func (s *Store) SetPaused(ctx context.Context, name string, paused bool) error {
 	if _, err := s.db.ExecContext(ctx, s.q.setPaused, name, v); err != nil {
 		return fail("set paused", name, "", err)
 	}
+	s.posWake.broadcast()
 	return nil
 }

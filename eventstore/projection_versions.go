@@ -88,8 +88,11 @@ type projectionQueries struct {
 	insert, retire, activate, delete          string
 	// fence bumps the epoch of a processor, clears its lease and returns
 	// its position; setPosition and deletePosition set and remove a
-	// processor's row.
+	// processor's row (setPosition notifies waiters on PostgreSQL).
 	fence, setPosition, deletePosition string
+	// moveParked hands the parked events of processor p1 over to p2;
+	// removeParked removes those of p1.
+	moveParked, removeParked string
 	// lock serializes changes of the versions (PostgreSQL); "" when the
 	// transaction's write lock does it (SQLite).
 	lock string
@@ -116,6 +119,8 @@ func newProjectionQueries(t tables, p func(int) string, nowMillis string) projec
 		fence:          "UPDATE " + t.positions + " SET epoch = epoch + 1, owner = '', lease_until = 0 WHERE name = " + p(1) + " RETURNING position",
 		setPosition:    "UPDATE " + t.positions + " SET position = " + p(2) + " WHERE name = " + p(1),
 		deletePosition: "DELETE FROM " + t.positions + " WHERE name = " + p(1),
+		moveParked:     "UPDATE " + t.parked + " SET processor = " + p(2) + " WHERE processor = " + p(1),
+		removeParked:   "DELETE FROM " + t.parked + " WHERE processor = " + p(1),
 	}
 }
 
@@ -157,15 +162,6 @@ func checkTables(tables []string) error {
 		}
 	}
 	return nil
-}
-
-// txConn returns the connection of tx, a transaction of the store's
-// database.
-func txConn(tx *gorm.DB) (gorm.ConnPool, error) {
-	if tx == nil || tx.Statement == nil || tx.Statement.ConnPool == nil {
-		return nil, invalid("nil transaction")
-	}
-	return tx.Statement.ConnPool, nil
 }
 
 // ProjectionVersions returns the versions of the named projector, oldest
@@ -242,7 +238,7 @@ func (s *Store) ActiveProjectionVersionTx(ctx context.Context, tx *gorm.DB, proj
 }
 
 func (s *Store) oneProjectionVersion(ctx context.Context, tx *gorm.DB, op, projector, query string, args ...any) (ProjectionVersion, bool, error) {
-	c, err := txConn(tx)
+	c, err := txConnOf(tx)
 	if err != nil {
 		return ProjectionVersion{}, false, fail(op, projector, "", err)
 	}
@@ -277,8 +273,8 @@ func (s *Store) LockProjectionVersionsTx(ctx context.Context, tx *gorm.DB, proje
 	return vs, nil
 }
 
-func (s *Store) lockVersions(ctx context.Context, tx *gorm.DB) (gorm.ConnPool, error) {
-	c, err := txConn(tx)
+func (s *Store) lockVersions(ctx context.Context, tx *gorm.DB) (txConn, error) {
+	c, err := txConnOf(tx)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +289,7 @@ func (s *Store) lockVersions(ctx context.Context, tx *gorm.DB) (gorm.ConnPool, e
 // AddProjectionVersionTx records v, a new version of v.Projector, in tx: a
 // version being built (State [ProjectionBuilding]) or the first active
 // one ([ProjectionActive]). The position of a version's builder, if it has
-// one, is set to 0 (its epoch bumped). For an active version, the position
+// one, is set to 0 (its epoch bumped, its parked events forgotten). For an active version, the position
 // row of the projector is created (left as it is if it exists), and so
 // are the views: for each table T of v.Tables, a view T that selects
 // everything from ProjectionTable(T, v.Label), which must exist.
@@ -322,7 +318,7 @@ func (s *Store) AddProjectionVersionTx(ctx context.Context, tx *gorm.DB, v Proje
 		// The builder starts from the first event, whatever a row of
 		// that name held (a leftover of a dropped version of the same
 		// label), and fences whoever still ran it.
-		for _, q := range []string{s.q.createPosition, s.q.resetPosition} {
+		for _, q := range []string{s.q.createPosition, s.q.resetPosition, s.q.pv.removeParked} {
 			if _, err := c.ExecContext(ctx, q, v.Builder); err != nil {
 				return fail(err)
 			}
@@ -343,7 +339,7 @@ func (s *Store) AddProjectionVersionTx(ctx context.Context, tx *gorm.DB, v Proje
 // replaceViews points the views of the tables of to at its version,
 // dropping first the views of the tables of from (the version that was
 // active) and of to.
-func replaceViews(ctx context.Context, c gorm.ConnPool, from []string, to ProjectionVersion) error {
+func replaceViews(ctx context.Context, c txConn, from []string, to ProjectionVersion) error {
 	drop := append(append([]string(nil), from...), to.Tables...)
 	seen := map[string]bool{}
 	for _, t := range drop {
@@ -426,9 +422,10 @@ func (s *Store) RetireProjectionVersionTx(ctx context.Context, tx *gorm.DB, proj
 //     new one has not yet, which read returns: read(after, limit, types)
 //     is [Store.ReadBatch] in tx, up to P — and save the builder's
 //     position there, and returns the new version's position Q ≥ P;
-//  4. it moves the active processor's position to Q, removes the
-//     builder's position row, retires the active version, makes label
-//     active and points the views at its tables.
+//  4. it moves the active processor's position to Q, hands the events
+//     the builder parked over to it (those of the old version are
+//     forgotten), removes the builder's position row, retires the active
+//     version, makes label active and points the views at its tables.
 //
 // When tx commits, every query through the views sees the new version,
 // complete to Q, and the processor that follows the active version goes
@@ -452,7 +449,7 @@ func (s *Store) SwapProjectionVersionTx(ctx context.Context, tx *gorm.DB, projec
 	if build == nil {
 		return fail(errors.Join(ErrProjectionState, errors.New("version "+label+" is not being built")))
 	}
-	c, err := txConn(tx)
+	c, err := txConnOf(tx)
 	if err != nil {
 		return fail(err)
 	}
@@ -477,10 +474,20 @@ func (s *Store) SwapProjectionVersionTx(ctx context.Context, tx *gorm.DB, projec
 		return fail(err)
 	}
 	if build.Builder != "" && build.Builder != projector {
-		// The builder's work is done: its position lives on as the
-		// projector's.
-		if _, err := c.ExecContext(ctx, s.q.pv.deletePosition, build.Builder); err != nil {
-			return fail(err)
+		// The builder's work is done: its position, and the events it
+		// parked, live on as the projector's; those the old version
+		// parked go with it.
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{s.q.pv.removeParked, []any{projector}},
+			{s.q.pv.moveParked, []any{build.Builder, projector}},
+			{s.q.pv.deletePosition, []any{build.Builder}},
+		} {
+			if _, err := c.ExecContext(ctx, st.q, st.args...); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	var from []string
@@ -502,7 +509,7 @@ func (s *Store) SwapProjectionVersionTx(ctx context.Context, tx *gorm.DB, projec
 // readBatchUpTo is ReadBatch through c, with the head given: up to limit
 // events after after and up to head. Every event up to head is committed
 // (a processor has read past it), so no commit order needs minding.
-func (s *Store) readBatchUpTo(ctx context.Context, c gorm.ConnPool, after, head int64, limit int, types []string) (event.Batch, error) {
+func (s *Store) readBatchUpTo(ctx context.Context, c txConn, after, head int64, limit int, types []string) (event.Batch, error) {
 	op := "read batch after " + strconv.FormatInt(after, 10)
 	b := event.Batch{Through: after}
 	if limit < 1 {
@@ -544,7 +551,7 @@ func (s *Store) readBatchUpTo(ctx context.Context, c gorm.ConnPool, after, head 
 // DropRetiredProjectionVersions drops the tables of the named projector's
 // versions that were retired at least olderThan ago (by the database's
 // clock; 0 drops every retired version), and deletes their rows and their
-// builders' positions, in one transaction. It returns the versions it
+// builders' positions and parked events, in one transaction. It returns the versions it
 // dropped.
 func (s *Store) DropRetiredProjectionVersions(ctx context.Context, projector string, olderThan time.Duration) ([]ProjectionVersion, error) {
 	const op = "drop retired projection versions"
@@ -572,8 +579,10 @@ func (s *Store) DropRetiredProjectionVersions(ctx context.Context, projector str
 				}
 			}
 			if v.Builder != "" && v.Builder != projector {
-				if _, err := c.ExecContext(ctx, s.q.pv.deletePosition, v.Builder); err != nil {
-					return err
+				for _, q := range []string{s.q.pv.deletePosition, s.q.pv.removeParked} {
+					if _, err := c.ExecContext(ctx, q, v.Builder); err != nil {
+						return err
+					}
 				}
 			}
 			if _, err := c.ExecContext(ctx, s.q.pv.delete, projector, v.Label); err != nil {

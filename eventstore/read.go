@@ -196,6 +196,13 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int, types []str
 			return
 		}
 	}
+	if s.hz != nil {
+		// Wait until what was committed before the call is readable.
+		if _, err := s.hz.head(ctx); err != nil {
+			fail(err)
+			return
+		}
+	}
 	query := s.q.readAll
 	if len(types) > 0 {
 		query = s.q.readAllTypedSQL(len(types))
@@ -358,7 +365,17 @@ func (s *Store) StreamVersion(ctx context.Context, streamID string) (int64, erro
 // Head returns the position of the last stored event, 0 when the store is
 // empty. After the newest stream is deleted, the head moves back to the
 // newest remaining event; positions are never reused.
+//
+// Under [OrderingXID] it is the newest readable position, once every
+// event committed before the call is readable (see Options.HorizonWait).
 func (s *Store) Head(ctx context.Context) (int64, error) {
+	if s.hz != nil {
+		head, err := s.hz.head(ctx)
+		if err != nil {
+			return 0, fail("head", "", "", err)
+		}
+		return head, nil
+	}
 	var head int64
 	if err := s.db.QueryRowContext(ctx, s.q.head).Scan(&head); err != nil {
 		return 0, fail("head", "", "", err)
@@ -393,6 +410,7 @@ func (s *Store) DeleteStream(ctx context.Context, streamID string, expected even
 	if err != nil {
 		return fail("delete stream", streamID, "", err)
 	}
+	s.wake.broadcast() // stream subscriptions end at once
 	return nil
 }
 

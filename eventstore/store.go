@@ -52,6 +52,17 @@ type Options struct {
 	// idle_in_transaction_session_timeout; zero means 30 seconds. On
 	// SQLite, the busy timeout of the connection bounds the waits.
 	WriteTimeout time.Duration
+	// Ordering is how a PostgreSQL store keeps its global order across
+	// processes: OrderingLock (the zero value) or OrderingXID, which lets
+	// writers in many processes commit at once (see [Ordering] for what
+	// each costs). Migrate records it in the database; a store opened with
+	// another one fails with ErrOrderingMismatch. SQLite has only
+	// OrderingLock.
+	Ordering Ordering
+	// HorizonWait bounds how long a read of the global order waits, under
+	// OrderingXID, for the transactions older than the newest event to end
+	// (see [Store.Horizon]); zero means 5 seconds.
+	HorizonWait time.Duration
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)
@@ -73,6 +84,15 @@ func (o Options) Validate() error {
 	}
 	if o.WriteTimeout < 0 {
 		errs = append(errs, fmt.Errorf("write timeout %v is negative", o.WriteTimeout))
+	}
+	if !o.Ordering.valid() {
+		errs = append(errs, fmt.Errorf("unknown %v", o.Ordering))
+	}
+	if o.HorizonWait < 0 {
+		errs = append(errs, fmt.Errorf("horizon wait %v is negative", o.HorizonWait))
+	}
+	if o.Ordering == OrderingXID && o.MaxBatchEvents > MaxXIDTransactionEvents {
+		errs = append(errs, fmt.Errorf("max batch events %d: xid ordering holds at most %d events per transaction", o.MaxBatchEvents, MaxXIDTransactionEvents))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return &argError{err}
@@ -105,6 +125,9 @@ func (o Options) withDefaults() Options {
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = 30 * time.Second
 	}
+	if o.HorizonWait == 0 {
+		o.HorizonWait = 5 * time.Second
+	}
 	return o
 }
 
@@ -121,6 +144,12 @@ type Store struct {
 	w    writer
 	wake signal
 	pg   *pgListener // nil on SQLite
+	hz   *horizon    // nil but under OrderingXID
+	txs  txMarks     // the transactions of Transaction, for AppendTx
+	// posWake and pgPos wake the waiters for processors' positions (see
+	// positions_watch.go); pgPos is nil on SQLite.
+	posWake signal
+	pgPos   *pgListener
 }
 
 // New returns a store over db that encodes and decodes event data with reg.
@@ -146,12 +175,19 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 	t := newTables(opts.TablePrefix)
 	switch name := db.Dialector.Name(); name {
 	case "sqlite":
+		if opts.Ordering != OrderingLock {
+			return nil, fail("new", "", "", invalid("%s ordering needs PostgreSQL", opts.Ordering))
+		}
 		d := newSQLiteDialect(sqlDB, t, opts)
 		s.d, s.q = d, &d.q
 	case "postgres":
 		d := newPostgresDialect(sqlDB, t, opts)
 		s.d, s.q = d, &d.q
 		s.pg = newPGListener(&d.names, db, opts.Logger)
+		if opts.Ordering == OrderingXID {
+			s.hz = newHorizon(sqlDB, &d.names, t, opts, s.pg.sig.wait)
+		}
+		s.pgPos = newPositionsListener(&d.names, db, opts, &s.posWake)
 	default:
 		return nil, fail("new", "", "", invalid("dialect %q, want sqlite or postgres", name))
 	}

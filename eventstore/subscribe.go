@@ -27,7 +27,8 @@ import (
 // or, on PostgreSQL, through any store on the database (LISTEN/NOTIFY);
 // otherwise within Options.PollInterval. Every event is delivered exactly
 // once and in order, whatever the number of concurrent writers: the store
-// commits events in position order, and the subscription never assumes
+// commits events in position order (under [OrderingXID], reads only below
+// the oldest running transaction), and the subscription never assumes
 // positions are contiguous.
 //
 // A subscription outlives lost connections: when a read fails with an
@@ -57,6 +58,11 @@ func (s *Store) Subscribe(ctx context.Context, after int64, types ...string) ite
 // (so a filtered reader's position still advances); a read that finds
 // nothing new yields nothing.
 func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, types ...string) iter.Seq2[event.Batch, error] {
+	return s.subscribeBatches(ctx, event.StreamFilter{}, after, limit, types)
+}
+
+// subscribeBatches is SubscribeBatches of the streams f selects.
+func (s *Store) subscribeBatches(ctx context.Context, f event.StreamFilter, after int64, limit int, types []string) iter.Seq2[event.Batch, error] {
 	return func(yield func(event.Batch, error) bool) {
 		fail := func(err error) {
 			if ctx.Err() != nil {
@@ -89,7 +95,7 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 				remote = pgWake()
 			}
 			for {
-				b, err := s.ReadBatch(ctx, last, limit, types...)
+				b, err := s.readBatch(ctx, f, last, limit, types)
 				if err != nil {
 					// Deliver the events before a bad one, then the error.
 					if len(b.Events) > 0 && !yield(event.Batch{Events: b.Events, Through: b.Through}, nil) {
@@ -135,9 +141,16 @@ func (s *Store) SubscribeBatches(ctx context.Context, after int64, limit int, ty
 // head even if the last events of it were of other types. Through never
 // goes below after.
 //
-// This relies on the store's commit order: once a position is visible,
-// every lower position is committed or never will be.
+// This relies on the store's commit order: once a position is readable,
+// every lower position is committed or never will be. Under
+// [OrderingXID], the head is the newest readable position (see
+// [Store.Head]).
 func (s *Store) ReadBatch(ctx context.Context, after int64, limit int, types ...string) (event.Batch, error) {
+	return s.readBatch(ctx, event.StreamFilter{}, after, limit, types)
+}
+
+// readBatch is ReadBatch of the streams f selects.
+func (s *Store) readBatch(ctx context.Context, f event.StreamFilter, after int64, limit int, types []string) (event.Batch, error) {
 	op := "read batch after " + strconv.FormatInt(after, 10)
 	if after < 0 || limit < 1 {
 		return event.Batch{}, fail(op, "", "", invalid("limit %d, want 1 or more", limit))
@@ -160,8 +173,12 @@ func (s *Store) ReadBatch(ctx context.Context, after int64, limit int, types ...
 	for _, t := range types {
 		args = append(args, t)
 	}
+	query := s.q.readBatchSQL(len(types))
+	if !f.All() {
+		query, args = s.q.readBatchOfSQL(len(types), f), appendFilterArgs(args, f)
+	}
 	args = append(args, limit)
-	page, err := s.readPage(ctx, s.q.readBatchSQL(len(types)), args)
+	page, err := s.readPage(ctx, query, args)
 	if len(page) > 0 {
 		b.Events = page
 		b.Through = page[len(page)-1].Position
@@ -208,17 +225,28 @@ func (s *signal) broadcast() {
 type pgListener struct {
 	names *pgNames
 	log   *slog.Logger
-	dsn   string // empty: borrow a pooled connection instead
-	sig   signal
+	dsn   string  // empty: borrow a pooled connection instead
+	sig   *signal // broadcast at each notification and (re)LISTEN
+	// channel returns the channel to LISTEN on: the events' by default.
+	channel func(ctx context.Context) (string, error)
+	// linger is how long the listener stays up once the last holder has
+	// given it back (see positionsListener); zero stops it at once.
+	linger time.Duration
 
 	mu     sync.Mutex
 	refs   int
-	cancel context.CancelFunc
+	cancel context.CancelFunc // nil when not running
 	done   chan struct{}
+	idle   *time.Timer // stops a lingering listener
+	gen    int         // counts the releases that left it idle
 }
 
 func newPGListener(names *pgNames, db *gorm.DB, log *slog.Logger) *pgListener {
-	l := &pgListener{names: names, log: log}
+	l := &pgListener{names: names, log: log, sig: new(signal)}
+	l.channel = func(ctx context.Context) (string, error) {
+		keys, err := names.get(ctx)
+		return keys.channel, err
+	}
 	if d, ok := db.Dialector.(*postgres.Dialector); ok && d.Config != nil && d.Config.Conn == nil {
 		l.dsn = d.Config.DSN
 	}
@@ -227,11 +255,15 @@ func newPGListener(names *pgNames, db *gorm.DB, log *slog.Logger) *pgListener {
 
 // acquire starts the listener if it is not running and returns the
 // function that gives it back; the last one to give it back stops it and
-// waits for its goroutine.
+// waits for its goroutine (or, with a linger, has a timer do so later).
 func (l *pgListener) acquire() (release func()) {
 	l.mu.Lock()
 	l.refs++
-	if l.refs == 1 {
+	if l.idle != nil {
+		l.idle.Stop()
+		l.idle = nil
+	}
+	if l.cancel == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		l.cancel, l.done = cancel, make(chan struct{})
 		go l.run(ctx, l.done)
@@ -246,12 +278,38 @@ func (l *pgListener) acquire() (release func()) {
 				l.mu.Unlock()
 				return
 			}
-			cancel, done := l.cancel, l.done
-			l.mu.Unlock()
-			cancel()
-			<-done
+			if l.linger > 0 {
+				l.gen++
+				gen := l.gen
+				l.idle = time.AfterFunc(l.linger, func() { l.stopIdle(gen) })
+				l.mu.Unlock()
+				return
+			}
+			l.stopLocked()
 		})
 	}
+}
+
+// stopIdle stops the listener if it has stayed idle since the release
+// numbered gen.
+func (l *pgListener) stopIdle(gen int) {
+	l.mu.Lock()
+	if l.refs > 0 || l.gen != gen || l.cancel == nil {
+		l.mu.Unlock()
+		return
+	}
+	l.idle = nil
+	l.stopLocked()
+}
+
+// stopLocked stops the running listener, with l.mu held, which it
+// unlocks, and waits for its goroutine.
+func (l *pgListener) stopLocked() {
+	cancel, done := l.cancel, l.done
+	l.cancel, l.done = nil, nil
+	l.mu.Unlock()
+	cancel()
+	<-done
 }
 
 func (l *pgListener) run(ctx context.Context, done chan struct{}) {
@@ -275,12 +333,12 @@ func (l *pgListener) run(ctx context.Context, done chan struct{}) {
 
 // listen runs one LISTEN connection until it fails or ctx ends.
 func (l *pgListener) listen(ctx context.Context) error {
-	keys, err := l.names.get(ctx)
+	channel, err := l.channel(ctx)
 	if err != nil {
 		return err
 	}
 	loop := func(c *pgx.Conn) error {
-		if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{keys.channel}.Sanitize()); err != nil {
+		if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 			return err
 		}
 		// Anything committed before LISTEN took effect sent no

@@ -117,6 +117,9 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 	if len(events) == 0 {
 		return nil, invalid("no events")
 	}
+	if s.hz != nil && len(events) > MaxXIDTransactionEvents {
+		return nil, invalid("%d events: xid ordering holds at most %d per transaction", len(events), MaxXIDTransactionEvents)
+	}
 	var o event.AppendOptions
 	for _, opt := range opts {
 		if opt != nil {
@@ -392,7 +395,10 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 			r.err, r.replay, r.deferred, r.result = nil, false, false, nil
 		}
 		in.attempt = attempt
-		if dw, ok := s.d.(directWriter); ok && dw.direct(live) {
+		// The last attempt goes through write, which takes the ordering
+		// lock exclusively before its reads: under OrderingXID appends to
+		// one stream from several processes race, and one of them must win.
+		if dw, ok := s.d.(directWriter); ok && attempt < 2 && dw.direct(live) {
 			err = dw.writeDirect(ctx, live)
 		} else {
 			err = s.d.write(ctx, in, func(states map[string]streamState, found map[uuid.UUID]storedID) writePlan {

@@ -31,6 +31,37 @@
 // projector, whose position commits with its writes, this also rolls back
 // the racing batch.
 //
+// A processor with no saved position yet starts from the first event, or
+// from the head of the store or a given position ([Options.Start],
+// [FromHead], [After]); the start is recorded once, as its first saved
+// position, when the processor is first registered (its first Migrate or
+// Run), so a restart never jumps ahead.
+//
+// # Streams
+//
+// A processor reads every stream, or only one stream or a category of
+// streams — those whose IDs start with a prefix, such as "todo-"
+// ([Options.Streams], an [event.StreamFilter]). The store filters the
+// events; the position moves past the events of the other streams as it
+// moves past events of other types.
+//
+// # Middleware
+//
+// [Options.Middleware] wraps the handling of each event by a projector or
+// a reactor, as command middleware wraps a command's: logging ([Logging]),
+// metrics, tracing, timeouts ([Timeout]), checks of the event. Each
+// [Middleware] sees the event and the processor (its name and kind), and
+// calls the next one; the first given is outermost.
+//
+// # Pause
+//
+// [Processor.Pause] stops a processor from handling events until
+// [Processor.Resume], in every process that runs it: the flag is kept in
+// the processor's row of the position table (so the admin command can set
+// it too) and read by each running processor every
+// [Options.PauseCheckInterval]. A paused processor keeps its lease, shows
+// the state [Paused], and resumes from its saved position.
+//
 // # Ownership
 //
 // [Processor.Run] runs wherever it is called: two instances of a processor
@@ -53,5 +84,71 @@
 // an optional number of attempts. An event is never skipped. Each failure
 // is logged with log/slog (processor, position, stream, type, attempt, next
 // delay) and passed to [Options.OnError]; [Processor.Status] shows the
-// state, position, attempts and last error.
+// state, position, attempts and last error. When the error handler gives
+// up, the processor also records the error in the store, where every
+// process sharing it can see it, and clears it when it runs again.
+//
+// # Waiting for positions
+//
+// [WaitForPositions] is read-your-writes across processes: after a write
+// at a global position, it returns once each named processor's saved
+// position has reached it — so what those processors build shows the
+// write. It reads the positions table, is woken by position commits
+// (NOTIFY on PostgreSQL, the store's signal in this process on SQLite)
+// and polls as a fallback; it reports a processor that cannot get there
+// (stopped after an error, paused) at once, as a [*BlockedError].
+// [Processor.WaitFor] waits for a processor running in this process.
+//
+// # Parking poison events
+//
+// A processor stops (or retries for ever) at an event its handler cannot
+// handle: every other stream waits behind one bad event. A processor with
+// [Options.Park] parks such an event instead, once its error handler gives
+// up on it (without an error handler: after [DefaultParkAttempts]
+// attempts), and goes on: it records the event (position, stream, type,
+// error, attempts, first and last failure) in the store's parked events
+// ([Parking]; *eventstore.Store keeps them in its table
+// "<prefix>parked_events") in the same transaction that moves its position
+// past it. The events of the batch before it are committed first, so a
+// crash at any moment leaves the event either not parked and not passed
+// (it is attempted again) or parked once. Every failure the error handler
+// sees can be parked: a handler's error or panic, an event of a type the
+// registry does not know, data that does not decode.
+//
+// Per-stream order is kept: once a stream has a parked event, the
+// processor parks its later events of that stream behind it (recorded as
+// waiting on it, in the transaction that moves the position past them)
+// instead of handling them, so no read model ever sees a stream's events
+// out of order. Other streams go on at full speed. Every parking is logged
+// at WARN with the event's position, stream and type and the error, and
+// [Status] counts the parked events and dates the oldest.
+//
+// Parked events wait for an operator, in Go or through the admin command:
+// [Processor.ListParked] lists them; RetryParked of the projector and
+// reactor packages ([Processor.RetryParkedWith] for other kinds) handles a
+// stream's parked events again, in order, once the handler (or the data,
+// or the registry's upcasters) is fixed, and keeps them parked, their
+// attempts counted, if one fails again; [Processor.SkipParked] removes
+// them unhandled and logs who did it. A retry or skip may run while the
+// processor runs, in any process: the processor checks a parked stream
+// again in the store before parking its next event behind it.
+//
+// When to park, and what it costs. Park when one bad event must not hold
+// up everything else — a read model serving many users, a reactor whose
+// mail must go out — and when someone watches the parked count: until a
+// retry, the stream's read model is behind (its later events wait), and
+// [Processor.WaitFor] returns once the position has passed a parked
+// event, although its effect is not there. A reactor's parked events are
+// side effects not yet done. Do not park when a stream's events are
+// worthless out of the company of the others' (a projection that sums
+// across streams is wrong by the parked events until the retry), or when
+// the failure is not the event's fault: failures that name no event (a
+// lost database) are still retried or end the run as the error handler
+// says (without one, retried without limit), and a processor that parks
+// for a bug in its own handler parks every stream one by one. Parking
+// costs nothing while no stream is parked; while some are, each batch with
+// events of a parked stream checks that stream in the store once, and
+// records its events there.
+// Turning Park off leaves the parked events parked: retry or skip them.
+// [Processor.Reset] forgets them, as the next run reads them again.
 package processing

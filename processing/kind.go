@@ -34,6 +34,8 @@ type Handlers[A any] struct {
 	kind string // for errors
 	name string
 	reg  *event.Registry
+	p    *Processor   // for middleware
+	mw   []Middleware // Options.Middleware
 
 	mu     sync.Mutex
 	frozen bool
@@ -61,6 +63,7 @@ func NewKind[A any](kind string, store TypedStore, name string, handle BatchFunc
 		return nil, nil, fmt.Errorf("%s: %w", kind, err)
 	}
 	p.kind = kind
+	t.p, t.mw = p, p.opts.Middleware
 	return p, t, nil
 }
 
@@ -151,6 +154,9 @@ func (t *Handlers[A]) Handle(ctx context.Context, a A, e event.Event) error {
 	h := t.byType[e.Type]
 	if h == nil {
 		return nil
+	}
+	if len(t.mw) > 0 {
+		return t.handleWrapped(ctx, a, e, h)
 	}
 	if err := Guard(func() error { return h(ctx, a, e) }); err != nil {
 		return NewEventError(e, err)

@@ -199,7 +199,7 @@ func (p *Processor) standby(ctx context.Context, o Ownership, log *slog.Logger) 
 	for {
 		err := func() error {
 			if !loaded {
-				if _, _, err := p.store.LoadPosition(ctx, p.name); err != nil {
+				if _, _, err := p.loadPosition(ctx); err != nil {
 					return err
 				}
 				loaded = true
@@ -213,6 +213,7 @@ func (p *Processor) standby(ctx context.Context, o Ownership, log *slog.Logger) 
 				return err
 			}
 			p.update(func(s *Status) { s.State, s.Owner, s.Position = Standby, owner, pos })
+			_ = p.refreshParked(ctx) // a failure leaves the last count seen
 			return nil
 		}()
 		if ok {
@@ -253,6 +254,9 @@ func (p *Processor) heartbeat(ctx context.Context, cancel context.CancelCauseFun
 		switch {
 		case err == nil:
 			renewed = sent
+			// The parked count may change in other processes (a retry);
+			// a failure to read it leaves the last one seen.
+			_ = p.refreshParked(ctx)
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, ErrFenced):

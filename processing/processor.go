@@ -51,6 +51,35 @@ type Options struct {
 	// processor's goroutine, before it waits to retry: a hook for error
 	// reporting services. It must not block for long.
 	OnError func(Failure)
+	// Start is where the processor starts when it has no saved position
+	// yet: [FromBeginning] (the zero value), [FromHead] or [After] a
+	// position. See [Start].
+	Start Start
+	// Streams limits the processor to one stream or to a category of
+	// streams (see [event.StreamFilter]); the zero value reads every
+	// stream. The store filters the events; the position moves past the
+	// events of other streams as usual.
+	Streams event.StreamFilter
+	// Middleware wraps the processor's handling of each event, the first
+	// outermost (see [Middleware]). Only processors with typed handlers
+	// ([NewKind]: projectors and reactors) have per-event handling to
+	// wrap.
+	Middleware []Middleware
+	// PauseCheckInterval is how often a running processor reads its
+	// pause flag from the store, to notice a pause or a resume made by
+	// another process (see [Processor.Pause]); zero means
+	// DefaultPauseCheckInterval, and a negative value never reads it
+	// after the start of a run.
+	PauseCheckInterval time.Duration
+	// Park makes the processor park an event its error handler gives up
+	// on, instead of stopping: it records the event in the store's
+	// parked events (see [Parking]) and goes on with the next, and the
+	// later events of the same stream are parked behind it, so that a
+	// stream's events are never handled out of order; other streams go
+	// on. An error handler that never gives up (no MaxAttempts) never
+	// parks; without an ErrorHandler, an event is parked after
+	// DefaultParkAttempts attempts. See the package documentation.
+	Park bool
 }
 
 // Validate reports options that cannot work.
@@ -58,7 +87,7 @@ func (o Options) Validate() error {
 	if o.BatchSize < 0 {
 		return fmt.Errorf("%w: batch size %d is negative", ErrInvalid, o.BatchSize)
 	}
-	return nil
+	return o.validateMore()
 }
 
 func (o Options) withDefaults() Options {
@@ -70,6 +99,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.PauseCheckInterval == 0 {
+		o.PauseCheckInterval = DefaultPauseCheckInterval
 	}
 	return o
 }
@@ -90,6 +122,9 @@ type Failure struct {
 	// Retry tells whether the processor retries, after Delay, or stops.
 	Retry bool
 	Delay time.Duration
+	// Parked tells that the processor parked the event and went on
+	// ([Options.Park]) instead of stopping.
+	Parked bool
 }
 
 // State is what a processor is doing.
@@ -111,9 +146,12 @@ const (
 	// Standby: waiting in [Processor.RunOwned] for the lease that
 	// another owner holds.
 	Standby
+	// Paused: running, but handling nothing until it is resumed (see
+	// [Processor.Pause]).
+	Paused
 )
 
-var stateNames = [...]string{Idle: "idle", Running: "running", Retrying: "retrying", Failed: "failed", Stopped: "stopped", Standby: "standby"}
+var stateNames = [...]string{Idle: "idle", Running: "running", Retrying: "retrying", Failed: "failed", Stopped: "stopped", Standby: "standby", Paused: "paused"}
 
 // String returns the state's lower-case name.
 func (s State) String() string {
@@ -144,6 +182,16 @@ type Status struct {
 	// LastError is the latest failure, kept after the processor recovers
 	// from it; nil if it never failed.
 	LastError error
+	// Paused reports whether the processor is paused, as this process
+	// last knew (see [Processor.Pause]).
+	Paused bool
+	// Parked counts the processor's parked events ([Options.Park]), and
+	// OldestParked is when the oldest of them first failed (zero when
+	// none is): as this process last saw them, when it parked, retried
+	// or skipped events, and at each heartbeat under
+	// [Processor.RunOwned].
+	Parked       int
+	OldestParked time.Time
 }
 
 // Processor is an event stream processor: it reads the events of its types
@@ -156,8 +204,12 @@ type Processor struct {
 	store Store
 	h     Handler
 	opts  Options
+	pk    *parking
 
 	running atomic.Bool
+	// registered: the start position is recorded (start.go).
+	registered atomic.Bool
+	pause      pauseState // pause.go
 
 	mu      sync.Mutex
 	status  Status
@@ -184,6 +236,12 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 	}
 	if err := opts.Validate(); err != nil {
 		errs = append(errs, err)
+	} else if err := opts.supportedBy(store, h); err != nil {
+		errs = append(errs, err)
+	}
+	pk, err := newParking(store, opts)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("processing: new %q: %w: %w", name, ErrInvalid, err)
@@ -194,6 +252,7 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 		store:   store,
 		h:       h,
 		opts:    opts.withDefaults(),
+		pk:      pk,
 		status:  Status{Name: name},
 		changed: make(chan struct{}),
 	}, nil
@@ -238,11 +297,15 @@ func (p *Processor) start() error {
 // safe to run again, and from several processes at once.
 func (p *Processor) Migrate(ctx context.Context) error {
 	// The store's error names the operation: there is nothing to add.
-	return p.store.Migrate(ctx)
+	if err := p.store.Migrate(ctx); err != nil {
+		return err
+	}
+	return p.register(ctx)
 }
 
 // Reset moves the processor's saved position back to 0 through the store,
-// so that its next Run starts from the first event. Any instance of the
+// so that its next Run starts from the first event (and forgets the events
+// it parked, which it will read again). Any instance of the
 // processor still running elsewhere is fenced: its next save fails with
 // [ErrFenced] and it stops. Reset fails with [ErrRunning] while this
 // Processor runs.
@@ -251,8 +314,8 @@ func (p *Processor) Reset(ctx context.Context) error {
 }
 
 // ResetWith is [Processor.Reset] through reset, which resets the named
-// processor's position in the caller's transaction: a projector resets its
-// tables in the same one.
+// processor's position in the caller's transaction (and forgets its
+// parked events): a projector resets its tables in the same one.
 func (p *Processor) ResetWith(ctx context.Context, reset func(ctx context.Context, name string) error) error {
 	if p.running.Load() {
 		return fmt.Errorf("processing: reset %s: %w", p.name, ErrRunning)
@@ -260,7 +323,7 @@ func (p *Processor) ResetWith(ctx context.Context, reset func(ctx context.Contex
 	if err := reset(ctx, p.name); err != nil {
 		return fmt.Errorf("processing: reset %s: %w", p.name, err)
 	}
-	p.update(func(s *Status) { s.Position = 0 })
+	p.update(func(s *Status) { s.Position, s.Parked, s.OldestParked = 0, 0, time.Time{} })
 	return nil
 }
 
@@ -332,28 +395,54 @@ func (p *Processor) Run(ctx context.Context) error {
 // it is fenced.
 func (r *run) loop(ctx context.Context, log *slog.Logger) error {
 	p := r.p
+	defer p.watchPause(ctx, log)()
+	r.log = log
 	p.update(func(s *Status) { s.State, s.Attempts = Running, 0 })
+	p.recordError(ctx, log, "") // it runs again: what it stopped with before is past
 	for {
-		err := r.once(ctx)
+		err := errPaused
+		if p.awaitResume(ctx) {
+			err = r.pausable(ctx)
+		}
 		if ctx.Err() != nil {
 			p.update(func(s *Status) { s.State = Stopped })
 			return nil
 		}
+		if errors.Is(err, errPaused) {
+			continue
+		}
 		if r.owned && errors.Is(err, ErrFenced) {
 			return fmt.Errorf("%w: %w", errLeaseLost, err)
+		}
+		if r.parkBehind(ctx, err) {
+			continue
 		}
 		r.attempt++
 		f := Failure{Processor: p.name, Attempt: r.attempt, Err: err}
 		f.Position, f.StreamID, f.Type = failedEvent(err)
 		if !errors.Is(err, ErrFenced) {
-			f.Delay, f.Retry = p.opts.ErrorHandler.Retry(r.attempt)
+			f.Delay, f.Retry = r.policy(f).Retry(r.attempt)
+		}
+		if !f.Retry {
+			if lost := r.parkFailed(ctx, &f); lost != nil {
+				return lost
+			}
+			err = f.Err
 		}
 		p.logFailure(ctx, log, f)
 		if p.opts.OnError != nil {
 			p.opts.OnError(f)
 		}
+		if f.Parked {
+			r.attempt = 0
+			p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Running, 0, err })
+			continue
+		}
 		if !f.Retry {
 			p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Failed, r.attempt, err })
+			if !errors.Is(err, ErrFenced) { // fenced: another owner has it
+				p.recordError(ctx, log, err.Error())
+			}
 			return fmt.Errorf("processing: %s: %w", p.name, err)
 		}
 		p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Retrying, r.attempt, err })
@@ -378,9 +467,12 @@ func (p *Processor) logFailure(ctx context.Context, log *slog.Logger, f Failure)
 	if pe, ok := errors.AsType[*PanicError](f.Err); ok {
 		attrs = append(attrs, "stack", string(pe.Stack))
 	}
-	if f.Retry {
+	switch {
+	case f.Parked:
+		log.WarnContext(ctx, "event processor parked an event; going on", attrs...)
+	case f.Retry:
 		log.WarnContext(ctx, "event processor failed; retrying", append(attrs, "retry_in", f.Delay)...)
-	} else {
+	default:
 		log.ErrorContext(ctx, "event processor failed; stopping", attrs...)
 	}
 }
@@ -392,13 +484,15 @@ type run struct {
 	epoch   int64 // -1 until loaded
 	owned   bool  // under a lease (RunOwned): the epoch is the lease's
 	attempt int   // failures in a row
+	pk      *parkRun
+	log     *slog.Logger
 }
 
 // once loads the saved position and processes from there until a failure
 // or the end of ctx.
 func (r *run) once(ctx context.Context) error {
 	p := r.p
-	pos, epoch, err := p.store.LoadPosition(ctx, p.name)
+	pos, epoch, err := p.loadPosition(ctx)
 	if err != nil {
 		return err
 	}
@@ -408,11 +502,18 @@ func (r *run) once(ctx context.Context) error {
 		return fmt.Errorf("load position: %w", ErrFenced)
 	}
 	p.update(func(s *Status) { s.Position = pos })
-	for b, err := range p.store.SubscribeBatches(ctx, pos, p.opts.BatchSize, r.types...) {
+	if err := r.loadParked(ctx); err != nil {
+		return err
+	}
+	for b, err := range p.subscribe(ctx, pos, r.types) {
 		if err != nil {
+			r.readFailed(err, pos)
 			return err
 		}
 		cp := Checkpoint{store: p.store, name: p.name, epoch: r.epoch, from: pos}
+		if b, cp, err = r.split(ctx, b, cp); err != nil {
+			return err
+		}
 		var saved int64
 		var herr error
 		if len(b.Events) == 0 {
@@ -423,6 +524,7 @@ func (r *run) once(ctx context.Context) error {
 		} else {
 			saved, herr = r.handle(ctx, b, cp)
 		}
+		r.afterBatch(ctx, b, cp, pos, saved, herr)
 		if saved > pos {
 			pos = saved
 			healthy := herr == nil && r.attempt > 0
@@ -445,6 +547,8 @@ func (r *run) once(ctx context.Context) error {
 
 // handle calls the handler, turning a panic that escaped it into an error.
 func (r *run) handle(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error) {
+	r.p.pk.exclusive.Lock()
+	defer r.p.pk.exclusive.Unlock()
 	err = Guard(func() error {
 		var herr error
 		saved, herr = r.p.h.HandleBatch(ctx, b, cp)

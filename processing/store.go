@@ -71,6 +71,11 @@ type Checkpoint struct {
 	name  string
 	epoch int64
 	from  int64
+	// parked are the batch's events parked behind parked events of
+	// their streams, which must commit with the position that passes
+	// them, through parker (see parking.go).
+	parked []event.Parked
+	parker Parking
 }
 
 // Save sets the processor's position through the store, outside any
@@ -78,14 +83,27 @@ type Checkpoint struct {
 // longer the one the batch started from, or the processor was reset or
 // taken over since its Run started.
 func (c Checkpoint) Save(ctx context.Context, position int64) error {
-	return c.SaveWith(ctx, position, c.store.SavePosition)
+	if ok, err := c.saveParked(ctx, position); ok {
+		return err
+	}
+	return c.save(ctx, position, c.store.SavePosition)
 }
 
 // SaveWith sets the processor's position through save, which writes it in
 // the caller's transaction when the position must commit together with
 // other writes (a projector's). It fails as [Checkpoint.Save] does; on
 // [ErrFenced] the caller must roll back what it wrote in the transaction.
+// When the processor parks events of the batch ([Options.Park]) up to
+// position, SaveWith fails with [ErrInvalid]: such a handler saves with
+// [Checkpoint.SaveWithParking].
 func (c Checkpoint) SaveWith(ctx context.Context, position int64, save SaveFunc) error {
+	if len(c.parkedThrough(position)) > 0 {
+		return fmt.Errorf("save position %d: %w: the batch parks events: save with SaveWithParking", position, ErrInvalid)
+	}
+	return c.save(ctx, position, save)
+}
+
+func (c Checkpoint) save(ctx context.Context, position int64, save SaveFunc) error {
 	saved, err := save(ctx, c.name, c.epoch, c.from, position)
 	if err != nil {
 		return err

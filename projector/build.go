@@ -164,6 +164,12 @@ func (p *Projector) nearHead(ctx context.Context, position int64) bool {
 	return err == nil && head-position <= int64(p.batchSize())
 }
 
+// errNotYet reports a swap that cannot happen in this batch: the
+// catch-up would handle an event of a stream whose events the builder has
+// parked (it must park behind them, as processing does). The batch commits
+// alone, and the next one tries again.
+var errNotYet = errors.New("an event to catch up on is of a stream with parked events")
+
 // swap handles the batch and swaps b in, in one transaction: it fences
 // the follower of the active version, handles the events up to the
 // follower's position (at most a batch or two: b is within a batch of the
@@ -174,10 +180,15 @@ func (p *Projector) swap(ctx context.Context, b *build, batch event.Batch, cp pr
 	p.mu.Lock()
 	types := p.types
 	p.mu.Unlock()
+	parked, err := p.parkedStreams(ctx, b)
+	if err != nil {
+		return 0, err
+	}
+	streams := p.opts.Processing.Streams
 	var saved int64
 	p.batch.Lock()
 	defer p.batch.Unlock()
-	err := p.store.Transaction(ctx, func(tx *gorm.DB) error {
+	err = p.store.Transaction(ctx, func(tx *gorm.DB) error {
 		err := v.store.SwapProjectionVersionTx(ctx, tx, p.Name(), b.label, func(active int64, read func(int64, int, ...string) (event.Batch, error)) (int64, error) {
 			hctx, err := p.begin(ctx, tx, p.buildScope(b))
 			if err != nil {
@@ -192,7 +203,17 @@ func (p *Projector) swap(ctx context.Context, b *build, batch event.Batch, cp pr
 				if err != nil {
 					return 0, err
 				}
-				if err := p.handle(hctx, tx, b.handlers, next.Events); err != nil {
+				events := next.Events[:0:0]
+				for _, e := range next.Events {
+					switch {
+					case !streams.Match(e.StreamID):
+					case parked[e.StreamID]:
+						return 0, errNotYet
+					default:
+						events = append(events, e)
+					}
+				}
+				if err := p.handle(hctx, tx, b.handlers, events); err != nil {
 					return 0, err
 				}
 				through = next.Through
@@ -200,9 +221,9 @@ func (p *Projector) swap(ctx context.Context, b *build, batch event.Batch, cp pr
 			if err := p.flush(hctx, tx); err != nil {
 				return 0, err
 			}
-			err = cp.SaveWith(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
+			err = cp.SaveWithParking(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
 				return p.store.SavePositionTx(ctx, tx, name, epoch, from, to)
-			})
+			}, p.parkTx(tx))
 			if err != nil {
 				return 0, err
 			}
@@ -215,4 +236,27 @@ func (p *Projector) swap(ctx context.Context, b *build, batch event.Batch, cp pr
 		return err
 	})
 	return saved, err
+}
+
+// parkedStreams returns the streams in which the builder of b has parked
+// events, when the projector parks.
+func (p *Projector) parkedStreams(ctx context.Context, b *build) (map[string]bool, error) {
+	if !p.opts.Processing.Park {
+		return nil, nil
+	}
+	pk, ok := p.store.(interface {
+		ParkedStreams(ctx context.Context, processor string) ([]event.ParkedStream, error)
+	})
+	if !ok {
+		return nil, nil
+	}
+	ss, err := pk.ParkedStreams(ctx, b.proc.Name())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		out[s.StreamID] = true
+	}
+	return out, nil
 }

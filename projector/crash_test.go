@@ -9,47 +9,53 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
 	"github.com/cairnhq/cairn/projector"
 )
 
-// envChild tells TestHelperProcess which child to play: "" for
-// TestCrashRecovery's, childVersioned and childSwap for the versioned
-// crash tests'.
-const envChild = "CAIRN_PROJECTOR_CHILD"
-
-const (
-	childVersioned = "versioned"
-	childSwap      = "swap"
-	swappingLine   = "child: swapping"
-)
-
 // TestHelperProcess is not a test: it is the child process of
-// TestCrashRecovery and of the versioned crash tests. It runs the accounts
-// projector on the database named by the environment, telling the parent
-// once it starts, until it is killed. A versioned child runs version 1
-// under a lease with a fixed owner (a restarted child takes it back at
-// once); the swap child says when it swaps and then waits inside the
-// swap's transaction.
+// TestCrashRecovery. It runs the accounts projector on the database named
+// by the environment, telling the parent once it starts, until it is killed.
 func TestHelperProcess(t *testing.T) {
 	s := testkit.DomainStore(t, testkit.CrashChild(t, "TestCrashRecovery", testdb.Open))
-	switch os.Getenv(envChild) {
-	case "":
-		testkit.RunChild(t, testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{Processing: processing.Options{BatchSize: 100, ErrorHandler: processing.NoRetry{}}}))
-	case childVersioned, childSwap:
-		opts := versionedOptions(1)
-		opts.Processing.BatchSize = 100
-		p := testkit.AccountsProjector(t, s, "accounts", "accounts", opts)
-		if os.Getenv(envChild) == childSwap {
-			projector.SetSwapHook(p, func() {
-				fmt.Println(swappingLine)
-				time.Sleep(time.Minute)
-			})
-		}
-		testkit.RunChild(t, ownedRun{p, processing.Ownership{Owner: "crash-child", LeaseDuration: 2 * time.Second}})
+	testkit.RunChild(t, testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{Processing: processing.Options{BatchSize: 100, ErrorHandler: processing.NoRetry{}}}))
+}
+
+// swappingLine is what TestHelperSwap prints inside the swap's
+// transaction.
+const swappingLine = "child: swapping"
+
+// TestHelperVersioned is not a test: it is the child process of
+// TestCrashDuringRebuild. It runs version 1 of the accounts projector —
+// its follower and its builder — under leases with a fixed owner (a
+// restarted child takes them back at once), until it is killed.
+func TestHelperVersioned(t *testing.T) {
+	s := testkit.DomainStore(t, testkit.CrashChild(t, "TestCrashDuringRebuild", testdb.Open))
+	runVersionedChild(t, s, false)
+}
+
+// TestHelperSwap is not a test: it is the child process of
+// TestCrashDuringSwap. It runs as TestHelperVersioned does, and once it
+// swaps, it says so inside the swap's transaction and waits there.
+func TestHelperSwap(t *testing.T) {
+	s := testkit.DomainStore(t, testkit.CrashChild(t, "TestCrashDuringSwap", testdb.Open))
+	runVersionedChild(t, s, true)
+}
+
+func runVersionedChild(t *testing.T, s *eventstore.Store, waitInSwap bool) {
+	opts := versionedOptions(1)
+	opts.Processing.BatchSize = 100
+	p := testkit.AccountsProjector(t, s, "accounts", "accounts", opts)
+	if waitInSwap {
+		projector.SetSwapHook(p, func() {
+			fmt.Println(swappingLine)
+			time.Sleep(time.Minute)
+		})
 	}
+	testkit.RunChild(t, ownedRun{p, processing.Ownership{Owner: "crash-child", LeaseDuration: 2 * time.Second}})
 }
 
 // TestCrashRecovery kills a projector process with SIGKILL at random
@@ -129,7 +135,7 @@ func TestCrashDuringRebuild(t *testing.T) {
 		var positions []int64
 		testkit.KillRepeatedly(t, s, testkit.CrashOptions{
 			Kind: string(kind), DSN: db.DSN, Processor: "accounts@v1r1", Kills: 4, MaxPause: 20 * time.Millisecond,
-			Env: []string{envChild + "=" + childVersioned},
+			Helper: "^TestHelperVersioned$",
 			AfterKill: func(k testkit.Kill) {
 				if k.Position >= k.Head {
 					t.Errorf("kill %d came after the build had caught up (position %d, head %d)", k.N, k.Position, k.Head)
@@ -191,8 +197,8 @@ func TestCrashDuringSwap(t *testing.T) {
 		}
 		swapping := make(chan struct{})
 		c := testkit.StartChild(t, testkit.ChildOptions{
-			Run:    "^TestHelperProcess$",
-			Env:    append(testkit.CrashEnv(string(kind), db.DSN), envChild+"="+childSwap),
+			Run:    "^TestHelperSwap$",
+			Env:    testkit.CrashEnv(string(kind), db.DSN),
 			Stderr: os.Stderr,
 			OnLine: func(c *testkit.Child, line string) {
 				if strings.Contains(line, swappingLine) {

@@ -35,6 +35,21 @@
 // than those with a handler are not read at all, but the position moves
 // past them.
 //
+// # Parking
+//
+// With processing.Options.Park, a projector parks an event its error
+// handler gives up on instead of stopping (see package processing): the
+// events before it commit, and then the record of the parked event
+// commits with the position that passes it. The stream's later events
+// are parked behind it, recorded in the transaction of the batch that
+// passes them; the other streams are projected as usual. Until a retry,
+// the stream's rows lack its parked events (and, in tables that sum
+// across streams, so do the totals). [Projector.RetryParked] applies a
+// stream's parked events in order, in one transaction with their removal
+// from the parked events and with the Begin and Flush hooks, so the
+// projection gets them exactly once however the retry ends; afterwards it
+// equals a rebuild from scratch.
+//
 // # Fast catch-up
 //
 // A statement per event costs a round trip per event: catching up on

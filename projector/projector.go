@@ -60,7 +60,9 @@ type Options struct {
 	// up. Raise it whenever the projection's tables or handlers change.
 	// A versioned projector needs Tables, Setup, and a store that keeps
 	// projection versions ([VersionStore]); its Setup, hooks and
-	// handlers name their tables with [Table]. Zero means not versioned.
+	// handlers name their tables with [Table]; it builds every version
+	// from the first event (Processing.Start must be FromBeginning).
+	// Zero means not versioned.
 	Version int
 	// DropAfter is how long the tables of a version replaced by a swap
 	// are kept before the running projector drops them; zero means
@@ -130,6 +132,9 @@ type Projector struct {
 // committed first, so the retry starts at the failing event.
 func New(store Store, name string, opts Options) (*Projector, error) {
 	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("projector: new %q: %w", name, err)
+	}
+	if err := checkParking(store, opts); err != nil {
 		return nil, fmt.Errorf("projector: new %q: %w", name, err)
 	}
 	p := &Projector{store: store, opts: opts}
@@ -211,8 +216,9 @@ func (p *Projector) Migrate(ctx context.Context) error {
 }
 
 // Reset deletes every row of the projection's tables (Options.Tables) and
-// moves the projector's position back to 0, in one transaction, so that
-// the next Run rebuilds the projection from the first event. An instance
+// moves the projector's position back to 0 (forgetting its parked events),
+// in one transaction, so that the next Run rebuilds the projection from
+// the first event. An instance
 // of the projector running in another process stops with
 // [processing.ErrFenced] at its next batch; Reset fails with
 // [processing.ErrRunning] while p itself runs.
@@ -308,9 +314,9 @@ func (p *Projector) commit(ctx context.Context, h *processing.Handlers[*gorm.DB]
 		if err := p.flush(hctx, tx); err != nil {
 			return err
 		}
-		return cp.SaveWith(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
+		return cp.SaveWithParking(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
 			return p.store.SavePositionTx(ctx, tx, name, epoch, from, to)
-		})
+		}, p.parkTx(tx))
 	})
 }
 

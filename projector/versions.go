@@ -86,6 +86,9 @@ func (o Options) validateVersion() error {
 	if o.PollInterval < 0 {
 		errs = append(errs, fmt.Errorf("poll interval %v is negative", o.PollInterval))
 	}
+	if o.Processing.Start != processing.FromBeginning() {
+		errs = append(errs, errors.New("a versioned projector builds every version from the first event: Processing.Start must be FromBeginning"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", processing.ErrInvalid, err)
 	}

@@ -31,12 +31,52 @@
 // ID as causation ID and its correlation ID (or, when it has none, its ID)
 // as correlation ID.
 //
+// # State
+//
+// A reactor that must remember what earlier events told it — a process
+// manager, or the todo app's notifier, which needs a todo's stakeholder
+// when the todo is completed — keeps that state in tables of its own and
+// is made stateful ([Options.State], handlers registered with [OnState]).
+// Each of its batches is then one transaction of the store's database:
+// the handlers write the tables through the transaction they are given,
+// the events they emit are appended in it, last (Emit queues them), and
+// the position is saved in it, so the state, the position and the emitted
+// events commit together or not at all. The state is exactly-once: after
+// a crash, or a failing event, it is exactly what handling each event once
+// gives, with no upserts or idempotence of the tables' own (unless an
+// operator may move its position back without its tables, as cairn reset
+// --to does). Each event is handled in a savepoint, so that a failing
+// event's writes and emits are dropped while the events before it commit.
+// Side effects stay at-least-once. Parked events (below) are recorded in
+// the batch's transaction too, and retried in one with the state.
+//
+// A stateful reactor's transaction is open while its handlers run, side
+// effects included: on SQLite it holds the database's write lock, which
+// appends of other processes wait for (up to their busy timeout), so keep
+// its batches small when its side effects are slow. On PostgreSQL, the
+// appends take the store's ordering lock at the end of the batch only.
+//
+// # Parking
+//
+// With processing.Options.Park, a reactor parks an event its error
+// handler gives up on instead of stopping (see package processing), and
+// the later events of its stream behind it; the other streams go on.
+// [Reactor.RetryParked] hands a stream's parked events to their handlers
+// again, in order. Their emitted events get the IDs of the first attempt,
+// so a retry never stores them twice, even after a crash or a retry that
+// failed half-way; side effects are repeated as after any failure.
+//
 // # Reset
 //
-// A Reactor is a [processing.Processor] (it embeds one), so it has
-// [processing.Processor.Reset]: the next run starts again from the first
+// A Reactor is a [processing.Processor] (it embeds one), and has
+// [Reactor.Reset]: the next run starts again from the first
 // event and repeats every side effect since (the events it emits are
 // still stored once). That is rarely what an operator wants of a reactor;
 // reset projectors, whose handlers are exactly-once, and leave reactors
-// where they are.
+// where they are. A stateful reactor's Reset also empties its tables
+// (State.Tables), in the same transaction.
+//
+// A reactor added to a store with history usually starts from the head
+// (processing.Options.Start set to processing.FromHead()): it reacts to
+// what happens from then on, not to the past.
 package reactor

@@ -2,11 +2,13 @@ package reactor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/processing"
@@ -26,10 +28,16 @@ type Options struct {
 	// logger and error callback. The batch size bounds the side effects
 	// repeated after a crash: the position is saved once per batch.
 	Processing processing.Options
+	// State, if set, makes the reactor stateful (see [State]): its store
+	// must be a [StateStore], and its handlers are registered with
+	// [OnState] (or [On], for those that keep no state). Its batches are
+	// DefaultStateBatchSize events unless Processing.BatchSize says
+	// otherwise.
+	State *State
 }
 
 // Validate reports options that cannot work.
-func (o Options) Validate() error { return o.Processing.Validate() }
+func (o Options) Validate() error { return errors.Join(o.Processing.Validate(), o.State.validate()) }
 
 // HandlerFunc reacts to one event of type E: it triggers side effects and
 // emits new events through emit. Data is the event's decoded data.
@@ -49,6 +57,8 @@ type Reactor struct {
 	*processing.Processor
 	store    Store
 	handlers *processing.Handlers[*Emitter]
+	state    *State     // nil: stateless
+	sstore   StateStore // store, when stateful
 }
 
 // idNamespace is the namespace of the name-based (SHA-1) UUIDs given to
@@ -66,9 +76,26 @@ var idNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/cai
 // events since the last saved position are handled again: side effects
 // are at-least-once, emitted events exactly-once.
 func New(store Store, name string, opts Options) (*Reactor, error) {
-	r := &Reactor{store: store}
+	if err := opts.State.validate(); err != nil {
+		return nil, fmt.Errorf("reactor: new %q: %w", name, err)
+	}
+	r := &Reactor{store: store, state: opts.State}
+	handle := r.handleBatch
+	if opts.State != nil {
+		ss, ok := store.(StateStore)
+		if !ok {
+			return nil, fmt.Errorf("reactor: new %q: %w: a stateful reactor needs a StateStore; %T is not one", name, processing.ErrInvalid, store)
+		}
+		if _, ok := store.(txParking); !ok && opts.Processing.Park {
+			return nil, fmt.Errorf("reactor: new %q: %w: a stateful reactor that parks needs a store that parks in transactions; %T does not", name, processing.ErrInvalid, store)
+		}
+		r.sstore, handle = ss, r.handleStateBatch
+		if opts.Processing.BatchSize == 0 {
+			opts.Processing.BatchSize = DefaultStateBatchSize
+		}
+	}
 	var err error
-	if r.Processor, r.handlers, err = processing.NewKind[*Emitter]("reactor", store, name, r.handleBatch, opts.Processing); err != nil {
+	if r.Processor, r.handlers, err = processing.NewKind[*Emitter]("reactor", store, name, handle, opts.Processing); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -105,10 +132,20 @@ type Emitter struct {
 	r     *Reactor
 	cause event.Event
 	n     int // events emitted so far
+	// Of a stateful reactor: the batch's transaction, and the emits to
+	// append when it commits.
+	tx    *gorm.DB
+	queue *[]queued
 }
 
 // Emit appends events to the stream, whatever its version, and returns
 // them as stored (or as stored by an earlier attempt).
+//
+// In a stateful reactor ([Options.State]) the events are appended when
+// the batch commits, in the transaction that saves the reactor's state
+// and position, and Emit returns them as they will be recorded but
+// without their positions and versions (zero), which are not known yet.
+// They are dropped if the handler fails.
 func (em *Emitter) Emit(ctx context.Context, streamID string, events ...any) ([]event.Event, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -120,6 +157,14 @@ func (em *Emitter) Emit(ctx context.Context, streamID string, events ...any) ([]
 	corr := em.cause.CorrelationID
 	if corr == "" {
 		corr = em.cause.ID.String()
+	}
+	if em.queue != nil {
+		out, err := em.enqueue(streamID, ids, corr, events)
+		if err != nil {
+			return nil, err
+		}
+		em.n += len(events)
+		return out, nil
 	}
 	stored, err := em.r.store.Append(ctx, streamID, event.Any, events,
 		event.WithIDs(ids...),

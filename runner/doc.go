@@ -59,4 +59,17 @@
 // status has a [RebuildStatus] — target version, builder, position, head,
 // rate and estimated time to the swap — and the process that builds it
 // logs the build's progress at the same interval.
+//
+// # Pause and resume
+//
+// [Runner.Pause] and [Runner.Resume] (or a POST to .../<name>/pause and
+// .../<name>/resume below [Runner.Handler]) pause a processor and resume
+// it. The pause is recorded in the processor's row of the position table,
+// so it holds in every process that runs the processor, survives
+// restarts, and can be set by another program (the admin command, through
+// the store's SetPaused); a running processor reads the flag every
+// processing.Options.PauseCheckInterval. A paused processor keeps its
+// lease — it goes on renewing it, so no standby process takes it over —
+// handles nothing, and shows the state [Paused]; resumed, it goes on from
+// its saved position.
 package runner

@@ -35,12 +35,14 @@ type RebuildStatus struct {
 	// process last saw it.
 	Owner string `json:"owner"`
 	// Position is the builder's position, Head the store's head and
-	// Remaining the distance between them.
+	// Remaining the distance between them, in positions (which, in a
+	// store whose positions lie far apart, are not events).
 	Position  int64 `json:"position"`
 	Head      int64 `json:"head"`
 	Remaining int64 `json:"remaining"`
-	// Rate is how fast the builder's position moved lately, in events
-	// (positions) per second, measured by this process; ETA is the time
+	// Rate is how fast the builder's position moved over the last
+	// seconds, in positions per second, measured by this process; ETA is
+	// the time
 	// left to the swap at that rate, 0 when unknown (in JSON,
 	// eta_seconds, null when unknown).
 	Rate float64       `json:"events_per_second"`
@@ -70,8 +72,7 @@ func (s RebuildStatus) MarshalJSON() ([]byte, error) {
 // buildSample is what the sampler last saw of a processor's build.
 type buildSample struct {
 	label   string // "" when none
-	lastPos int64
-	lastAt  time.Time
+	rates   rates
 	rate    float64
 	lastLog time.Time
 }
@@ -137,13 +138,9 @@ func (r *Runner) sampleRebuild(ctx context.Context, log *slog.Logger, pr *proc, 
 		return
 	}
 	if pr.build.label != bs.Label {
-		pr.build = buildSample{label: bs.Label, lastPos: bs.Position, lastAt: now, lastLog: now}
-		return
+		pr.build = buildSample{label: bs.Label, lastLog: now}
 	}
-	if dt := now.Sub(pr.build.lastAt).Seconds(); dt > 0 {
-		pr.build.rate = max(float64(bs.Position-pr.build.lastPos), 0) / dt
-	}
-	pr.build.lastPos, pr.build.lastAt = bs.Position, now
+	pr.build.rate = max(pr.build.rates.add(now, bs.Position), 0)
 	if bs.State != processing.Running || r.opts.ProgressInterval <= 0 || now.Sub(pr.build.lastLog) < r.opts.ProgressInterval {
 		return
 	}

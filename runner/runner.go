@@ -45,7 +45,7 @@ const (
 	DefaultProgressInterval = 5 * time.Second
 )
 
-// liveLag is the lag, in positions, beyond which a processor that had
+// liveLag is the lag, in events, beyond which a processor that had
 // caught up counts as catching up again.
 const liveLag = processing.DefaultBatchSize
 
@@ -128,12 +128,18 @@ type proc struct {
 	done     bool
 	err      error // Run's error, or a recovered panic
 	caughtUp bool  // has reached the head since it last (re)started
-	lastPos  int64
-	lastAt   time.Time
+	rates    rates
 	rate     float64
 	lastLog  time.Time
 	// reportedLive: the sampler has last seen it live.
 	reportedLive bool
+	// What countLags counted (lag.go): the lag at position countedAt, and
+	// the events from movedFrom to it; the position at the last sample,
+	// and the events handled since the sampler started, counted.
+	counted          bool
+	lag, countedAt   int64
+	moved, movedFrom int64
+	lastPos, handled int64
 	// build is what the sampler saw of its rebuild (see rebuild.go).
 	build buildSample
 }
@@ -269,6 +275,7 @@ func (r *Runner) runOne(ctx context.Context, pr *proc) error {
 		// those of its handlers' panics included, are wrapped).
 		err = fmt.Errorf("runner: %s: %w", pr.p.Name(), pe)
 		r.opts.Logger.ErrorContext(ctx, "event processor panicked; stopping", "processor", pr.p.Name(), "error", err)
+		r.recordFailure(ctx, pr.p.Name(), err)
 		return err
 	}
 	if err == nil && ctx.Err() == nil {

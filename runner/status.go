@@ -28,6 +28,9 @@ const (
 	Live State = "live"
 	// Retrying: waiting to retry after a failure, per its error handler.
 	Retrying State = "retrying"
+	// Paused: paused by an operator; it handles nothing until it is
+	// resumed, and keeps its lease meanwhile (see [Runner.Pause]).
+	Paused State = "paused"
 	// Failed: its error handler gave up; it stays down.
 	Failed State = "failed"
 	// Stopped: the runner has stopped it.
@@ -48,7 +51,8 @@ type ProcessorStatus struct {
 	// process last looked).
 	Position int64 `json:"position"`
 	// Head is the position of the store's newest event, and Lag the
-	// distance from Position to it.
+	// number of events from Position to it (counted by the store's
+	// Distance, where positions may lie far apart).
 	Head int64 `json:"head"`
 	Lag  int64 `json:"lag"`
 	// Rate is how fast the position moved lately, in events (positions)
@@ -56,9 +60,19 @@ type ProcessorStatus struct {
 	Rate float64 `json:"events_per_second"`
 	// Attempts counts the failures in a row; 0 when healthy.
 	Attempts int `json:"attempts"`
+	// Paused reports whether the processor is paused, as this process
+	// last knew: paused here ([Runner.Pause]), or found paused by its run
+	// here (in state Paused). A processor standing by here does not read
+	// the flag; the store's ListPositions has it for every processor.
+	Paused bool `json:"paused"`
 	// LastError is the latest failure, kept after the processor recovers;
 	// nil if it never failed. In JSON, its message or null.
 	LastError error `json:"-"`
+	// Parked counts the processor's parked events (see
+	// [processing.Options.Park]), and OldestParkedAge is how long ago the
+	// oldest of them first failed (0 when none is); in JSON, in seconds.
+	Parked          int           `json:"parked"`
+	OldestParkedAge time.Duration `json:"-"`
 	// Rebuild is the progress of the new version a versioned projector
 	// builds beside the active one; nil (null) when none is being built.
 	Rebuild *RebuildStatus `json:"rebuild"`
@@ -69,8 +83,9 @@ func (s ProcessorStatus) MarshalJSON() ([]byte, error) {
 	type plain ProcessorStatus
 	return json.Marshal(struct {
 		plain
-		LastError *string `json:"last_error"`
-	}{plain(s), errorText(s.LastError)})
+		LastError       *string `json:"last_error"`
+		OldestParkedAge float64 `json:"oldest_parked_age_seconds"`
+	}{plain(s), errorText(s.LastError), math.Round(s.OldestParkedAge.Seconds()*10) / 10})
 }
 
 // Status is a snapshot of a runner and its processors.
@@ -106,6 +121,10 @@ func errorText(err error) *string {
 // [New]. It reads the store's head (one query).
 func (r *Runner) Status(ctx context.Context) Status {
 	head, err := r.store.Head(ctx)
+	var counted []processing.Status
+	if err == nil {
+		counted = r.countLags(ctx, head)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err == nil {
@@ -113,7 +132,7 @@ func (r *Runner) Status(ctx context.Context) Status {
 	}
 	st := Status{Owner: r.Owner(), Head: r.head, HeadError: err, Processors: make([]ProcessorStatus, len(r.procs))}
 	for i, pr := range r.procs {
-		st.Processors[i] = r.statusOf(pr, pr.p.Status())
+		st.Processors[i] = r.statusOf(pr, statusNow(counted, i, pr))
 	}
 	return st
 }
@@ -128,9 +147,14 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		Head:      max(r.head, ps.Position),
 		Rate:      math.Round(pr.rate*10) / 10,
 		Attempts:  ps.Attempts,
+		Paused:    ps.Paused,
 		LastError: ps.LastError,
+		Parked:    ps.Parked,
 	}
-	s.Lag = s.Head - s.Position
+	if !ps.OldestParked.IsZero() {
+		s.OldestParkedAge = max(time.Since(ps.OldestParked), 0)
+	}
+	s.Lag = pr.lagOf(s.Position, s.Head)
 	switch ps.State {
 	case processing.Idle:
 		s.State = Starting
@@ -154,6 +178,8 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		s.State = Retrying
 	case processing.Failed:
 		s.State = Failed
+	case processing.Paused:
+		s.State = Paused
 	default:
 		s.State = Stopped
 	}
@@ -171,6 +197,41 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 // processors' positions, to measure their rates.
 const sampleInterval = time.Second
 
+// rateWindow is how far back a processor's rate looks: long enough to
+// span several batches, so a rate is not 0 just because no batch committed
+// in the last sample interval.
+const rateWindow = 10 * time.Second
+
+// rateSample is a processor's position at a time.
+type rateSample struct {
+	at       time.Time
+	position int64
+}
+
+// rates keeps a processor's recent positions.
+type rates struct{ samples []rateSample }
+
+// add records the position at now and returns the rate over the samples
+// of the last rateWindow, in positions per second (0 until there are two).
+// A position that went back (a reset) starts the window again.
+func (rs *rates) add(now time.Time, position int64) float64 {
+	if n := len(rs.samples); n > 0 && position < rs.samples[n-1].position {
+		rs.samples = rs.samples[:0]
+	}
+	rs.samples = append(rs.samples, rateSample{now, position})
+	drop := 0
+	for drop < len(rs.samples)-2 && now.Sub(rs.samples[drop+1].at) >= rateWindow {
+		drop++
+	}
+	rs.samples = rs.samples[drop:]
+	first := rs.samples[0]
+	dt := now.Sub(first.at).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(position-first.position) / dt
+}
+
 // sample measures the processors' rates and logs the progress of those
 // catching up, until ctx ends.
 func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
@@ -179,7 +240,8 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 	now := time.Now()
 	r.mu.Lock()
 	for _, pr := range r.procs {
-		pr.lastPos, pr.lastAt, pr.lastLog = pr.p.Status().Position, now, now
+		pr.sampleRate(now, pr.p.Status().Position)
+		pr.lastLog = now
 	}
 	r.mu.Unlock()
 	for {
@@ -195,15 +257,13 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 			}
 			continue
 		}
+		counted := r.countLags(ctx, head)
 		now := time.Now()
 		r.mu.Lock()
 		r.head = head
-		for _, pr := range r.procs {
-			ps := pr.p.Status()
-			if dt := now.Sub(pr.lastAt).Seconds(); dt > 0 {
-				pr.rate = max(float64(ps.Position-pr.lastPos), 0) / dt
-			}
-			pr.lastPos, pr.lastAt = ps.Position, now
+		for i, pr := range r.procs {
+			ps := statusNow(counted, i, pr)
+			pr.rate = pr.sampleRate(now, ps.Position)
 			r.sampleRebuild(ctx, log, pr, ps.Name, now)
 			s := r.statusOf(pr, ps)
 			wasLive := pr.reportedLive
@@ -227,10 +287,20 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 // Handler returns an HTTP handler that serves the runner's [Status] as
 // JSON, to GET and HEAD requests. It answers 200 OK whatever the
 // processors' states: health checks read the states from the body.
+//
+// It also pauses and resumes processors ([Runner.Pause], [Runner.Resume]):
+// a POST to a path that ends in /<name>/pause or /<name>/resume, below
+// wherever the handler is mounted (the name path-escaped), answers the
+// processor's status once it is done, 404 for an unknown processor.
+// Mount it where only operators can reach it.
 func (r *Runner) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPost {
+			r.serveControl(w, req)
+			return
+		}
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Allow", "GET, HEAD, POST")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}

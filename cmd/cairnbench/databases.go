@@ -32,6 +32,7 @@ type database struct {
 	kind string
 	gorm *gorm.DB
 	sql  *sql.DB
+	dsn  string // PostgreSQL: a DSN of the database, for other processes
 	// drop closes the database and removes it.
 	drop func() error
 	// size returns the bytes the database takes on disk: the SQLite file
@@ -199,7 +200,7 @@ func postgresTarget(admin *sql.DB, base string, idle int) target {
 					WHERE ns.nspname = $1 AND c.relkind = 'r'`, schema).Scan(&n)
 				return n, err
 			}
-			return &database{kind: kindPostgres, gorm: g, sql: sqlDB, drop: drop, size: size}, nil
+			return &database{kind: kindPostgres, gorm: g, sql: sqlDB, dsn: dsn, drop: drop, size: size}, nil
 		},
 	}
 }

@@ -16,7 +16,9 @@
 // a hand-written type switch (A1S: from a snapshot; A1H: with the handlers
 // listed for direct calls); P1 is a projector's
 // catch-up against a plain database/sql read-insert-commit loop; L1 is a
-// live projector's latency, which has no floor.
+// live projector's latency and L2 read-your-writes latency (an append, a
+// wait for its position, the query), which have no floor. -scale and
+// -processes are modes of their own (scale.go, processes.go).
 //
 // Every workload runs Cairn and the floor alternately, each on a fresh
 // database (a new SQLite file, or a new PostgreSQL schema), several times,
@@ -33,7 +35,9 @@
 //	-quick                     sizes about 10× smaller, 1 run
 //	-pgidle N                  max idle connections of the PostgreSQL pools (default: eventstore.OpenPostgres's)
 //	-runs N                    runs per workload and side (default 5; -quick: 1)
-//	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, A1H, P1, L1)
+//	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, A1H, P1, L1, L2)
+//	-processes                 run the multi-process workloads instead (PostgreSQL; see processes.go)
+//	-shapes 8x1,floor          with -processes: run only these shapes (1x8, 2x4, 4x2, 8x1, 1x1, floor, lat)
 //	-scale 1M,10M              scale mode: fill one store per database to each size and
 //	                           measure appends (median, p99), a stream read, a rare type's
 //	                           read, a projector's catch-up, aggregate loads and bytes on
@@ -65,7 +69,12 @@ const envPostgres = "CAIRN_POSTGRES_DSN"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var err error
+	if spec := os.Getenv(envProcessChild); spec != "" {
+		err = runProcessChild(ctx, spec, os.Stdin, os.Stdout) // a child of -processes
+	} else {
+		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
 	stop()
 	switch {
 	case err == nil:
@@ -94,6 +103,9 @@ type config struct {
 	workloads   []workload
 	cpuProfile  string
 	memProfile  string
+	processes   bool    // run the multi-process workloads (processes.go) instead
+	shapes      []shape // of the multi-process workloads
+	orderings   []string
 	// scale, when set, selects the scale mode (scale.go) at these store
 	// sizes instead of the workloads.
 	scale []int
@@ -107,6 +119,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	stopProfile, err := startCPUProfile(cfg.cpuProfile)
 	if err != nil {
+		return err
+	}
+	if cfg.processes {
+		err := runProcesses(ctx, cfg, stdout, stderr)
+		stopProfile()
 		return err
 	}
 	if cfg.scale != nil {
@@ -135,13 +152,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("cairnbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		cfg   config
-		db    = fs.String("db", "", "databases: sqlite, postgres or both (default: both when a PostgreSQL DSN is set)")
-		sync  = fs.String("sync", "both", "SQLite synchronous setting: full, normal or both")
-		quick = fs.Bool("quick", false, "sizes about 10× smaller, 1 run unless -runs is given")
-		tiny  = fs.Bool("tiny", false, "minimal sizes, for smoke tests")
-		scale = fs.String("scale", "", "scale mode: fill one store per database to each of these sizes (e.g. 1M,10M) and measure at each")
-		only  = fs.String("only", "", "comma-separated workloads to run (default all: "+strings.Join(workloadIDs(allWorkloads()), ",")+")")
+		cfg       config
+		db        = fs.String("db", "", "databases: sqlite, postgres or both (default: both when a PostgreSQL DSN is set)")
+		sync      = fs.String("sync", "both", "SQLite synchronous setting: full, normal or both")
+		quick     = fs.Bool("quick", false, "sizes about 10× smaller, 1 run unless -runs is given")
+		tiny      = fs.Bool("tiny", false, "minimal sizes, for smoke tests")
+		scale     = fs.String("scale", "", "scale mode: fill one store per database to each of these sizes (e.g. 1M,10M) and measure at each")
+		only      = fs.String("only", "", "comma-separated workloads to run (default all: "+strings.Join(workloadIDs(allWorkloads()), ",")+")")
+		orderings = fs.String("orderings", "lock,xid", "with -processes: the store's orderings to run")
+		procs     = fs.String("shapes", "", "with -processes: comma-separated shapes to run (default all: "+strings.Join(shapeIDs(), ",")+")")
 	)
 	fs.StringVar(&cfg.sqliteDir, "sqlite", "", "directory for the SQLite database files (default: a temporary directory)")
 	fs.StringVar(&cfg.postgresDSN, "postgres", os.Getenv(envPostgres), "PostgreSQL DSN (default: $"+envPostgres+"; empty skips PostgreSQL)")
@@ -149,6 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.runs, "runs", 5, "runs per workload, database and side (default 5; with -quick 1)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile to this file at the end")
+	fs.BoolVar(&cfg.processes, "processes", false, "run the multi-process workloads instead (PostgreSQL): appends from child processes under lock and xid ordering, the floor's 8 writers, subscription latency")
 	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -194,6 +214,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		errs = append(errs, err)
 	}
 	cfg.workloads = ws
+	if cfg.shapes, err = selectShapes(*procs); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.orderings, err = selectOrderings(*orderings); err != nil {
+		errs = append(errs, err)
+	}
 	return cfg, errors.Join(errs...)
 }
 

@@ -54,7 +54,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: versions check of the same-schema floor %q, want ok", name, r.schemaFloor.check)
 		}
 		for _, x := range r.workload.extras {
-			if v, ok := r.cairn.extras[x.key]; !x.floorOnly && (!ok || v <= 0) {
+			if v, ok := r.cairn.extras[x.key]; !x.floorOnly && (!ok || v < 0 || (v == 0 && !x.mayBeZero)) {
 				t.Errorf("%s: Cairn's %s is %v, want positive", name, x.label, v)
 			}
 			if v, ok := r.floor.extras[x.key]; r.workload.floor != nil && (x.costRatio || x.floorOnly) && (!ok || v <= 0) {

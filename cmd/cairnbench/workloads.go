@@ -92,6 +92,9 @@ type extra struct {
 	// floorOnly marks a reference figure that only the floor's side
 	// measures.
 	floorOnly bool
+	// mayBeZero marks a figure for which 0 is a valid measurement (a
+	// conflict rate), not a sign that nothing was measured.
+	mayBeZero bool
 }
 
 // measureFunc runs one side of a workload once on a fresh database.
@@ -126,7 +129,7 @@ type workload struct {
 func allWorkloads() []workload {
 	contended := storeWorkload("W4", "8 writers, 4 shared streams, read version + append, retry on conflict", appendContended)
 	contended.conflicts, contended.check = true, true
-	contended.extras = []extra{{key: extraConflictRate, label: "conflict rate", format: func(v float64) string {
+	contended.extras = []extra{{key: extraConflictRate, label: "conflict rate", mayBeZero: true, format: func(v float64) string {
 		return strconv.FormatFloat(v, 'f', 1, 64) + "%"
 	}}}
 	readAll := storeWorkload("R2", "read all events in global order", readAllEvents)
@@ -179,6 +182,7 @@ func allWorkloads() []workload {
 			format: formatMs,
 			extras: []extra{{key: extraP99, label: "p99", format: func(v float64) string { return formatMs(v) + " ms" }}},
 		},
+		rywWorkload(),
 	}
 }
 

@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/event"
+	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/internal/testkit"
 )
 
@@ -25,9 +28,11 @@ type childSpec struct {
 	// Test is the name of the test that called Run in the parent: the
 	// child's Run plays its part only in that test.
 	Test string
-	// Role is "migrate" (migrate the store when released) or "write"
+	// Role is "migrate" (migrate the store when released), "write"
 	// (append with Writers writers, numbered from First, Events events
-	// each, and save what was acknowledged in the file Out).
+	// each, and save what was acknowledged in the file Out) or "follow"
+	// (subscribe from the start and print each event until killed; see
+	// CheckProcessOrder).
 	Role    string
 	DSN     string
 	First   int
@@ -53,19 +58,25 @@ func childFromEnv(t *testing.T) (childSpec, bool) {
 // with spec, and waits until it is ready.
 func (s *suite) startChild(t *testing.T, spec childSpec) *testkit.Child {
 	t.Helper()
+	return s.startChildWith(t, spec, testkit.ChildOptions{})
+}
+
+// startChildWith is startChild with more of the child's options.
+func (s *suite) startChildWith(t *testing.T, spec childSpec, opts testkit.ChildOptions) *testkit.Child {
+	t.Helper()
 	spec.Test = s.caller.Name()
 	b, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testkit.StartChild(t, testkit.ChildOptions{
-		Run: testkit.RunPattern(s.caller),
-		Env: []string{envChild + "=" + string(b)},
-	})
+	opts.Run = testkit.RunPattern(s.caller)
+	opts.Env = append(opts.Env, envChild+"="+string(b))
+	return testkit.StartChild(t, opts)
 }
 
-// runChild plays the child's part and ends the test.
-func runChild(t *testing.T, cfg Config, spec childSpec) {
+// runChild plays the child's part and ends the test. subscribe, if set,
+// replaces Store.Subscribe in the "follow" role.
+func runChild(t *testing.T, cfg Config, spec childSpec, subscribe func(context.Context, *eventstore.Store, int64) iter.Seq2[event.Event, error]) {
 	if spec.Test != t.Name() {
 		t.Skipf("storetest: child process of %s", spec.Test)
 	}
@@ -96,6 +107,8 @@ func runChild(t *testing.T, cfg Config, spec childSpec) {
 		if err := writeAcked(spec.Out, acked); err != nil {
 			t.Fatal(err)
 		}
+	case "follow":
+		followStore(t, st, subscribe)
 	default:
 		t.Fatalf("storetest: child role %q", spec.Role)
 	}

@@ -31,7 +31,9 @@
 //   - one global order under eight concurrent writers, in goroutines on
 //     two connection pools and in two child processes: live subscriptions
 //     receive every acknowledged event once, in strictly increasing
-//     positions, skipping none;
+//     positions, skipping none; and across processes, with writers in
+//     four child processes and live subscriptions in two more
+//     ([CheckProcessOrder], which you can also run with a reader of your own);
 //   - reads of an event, a stream (both ways), the whole store and in
 //     batches, with holes in the positions;
 //   - subscriptions: catch-up then live, from any position, across

@@ -6,12 +6,15 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
+	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/eventstore/storetest"
 )
@@ -79,4 +82,22 @@ func newSchema(t testing.TB, base string) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// CheckProcessOrder on its own: writers in four processes and subscribers in two
+// more, here following the store with a reader of the application's own
+// rather than Store.Subscribe. A report with faults means the reader
+// skips, repeats or reorders events.
+func ExampleCheckProcessOrder() {
+	// In a _test.go file:
+	_ = func(t *testing.T) {
+		rep := storetest.CheckProcessOrder(t, suiteConfig(os.Getenv("DATABASE_URL")), storetest.ProcessOrder{
+			Subscribe: func(ctx context.Context, s *eventstore.Store, after int64) iter.Seq2[event.Event, error] {
+				return s.Subscribe(ctx, after) // or the application's own reader
+			},
+		})
+		if rep.Faults() > 0 {
+			t.Errorf("the reader keeps no order: %v", rep)
+		}
+	}
 }

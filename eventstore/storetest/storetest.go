@@ -80,7 +80,7 @@ func Run(t *testing.T, cfg Config) {
 		t.Fatalf("storetest: %v", err)
 	}
 	if spec, ok := childFromEnv(t); ok {
-		runChild(t, cfg, spec)
+		runChild(t, cfg, spec, nil)
 		return
 	}
 	s := &suite{cfg: cfg, caller: t}
@@ -111,6 +111,7 @@ func parts() []part {
 		{"atomic_appends", testAtomic},
 		{"stream_versions_count_up_without_holes", testVersions},
 		{"global_order_holds_under_concurrent_writers", testGlobalOrder},
+		{"global_order_holds_across_processes", testOrderAcrossProcesses},
 		{"reads", testReads},
 		{"subscriptions", testSubscriptions},
 		{"batches", testBatches},

@@ -178,6 +178,9 @@ func TestAdmin(t *testing.T) {
 			if r := todoAdmin(t, "reset", projections.ScheduledName, "--to", "3", "--yes"); r.code != 2 {
 				t.Errorf("reset of a projector --to 3: %v, want exit 2 (projectors reset to 0 only)", r)
 			}
+			if r := todoAdmin(t, "reset", notify.Name, "--to", "3", "--yes"); r.code != 2 {
+				t.Errorf("reset of the stateful notifier --to 3: %v, want exit 2 (its state would be left ahead)", r)
+			}
 			for l, want := range before {
 				waitForList(t, web.url+"todos/"+l, want)
 			}
@@ -195,8 +198,11 @@ func TestAdmin(t *testing.T) {
 			if r := standalone(t, "check"); r.code != 2 || !strings.Contains(r.stderr, "application's event types") {
 				t.Errorf("cairn check: %v, want exit 2 saying it needs the application's types", r)
 			}
-			if r := standalone(t, "parked", "list", notify.Name); r.code != 1 || !strings.Contains(r.stderr, "not available") {
-				t.Errorf("cairn parked list: %v, want exit 1: parking is not available yet", r)
+			if r := standalone(t, "parked", "list", notify.Name); r.code != 0 || !strings.HasPrefix(r.stdout, "POSITION") || strings.Count(r.stdout, "\n") != 1 {
+				t.Errorf("cairn parked list: %v, want exit 0 and no parked events", r)
+			}
+			if r := standalone(t, "parked", "retry", notify.Name); r.code != 2 || !strings.Contains(r.stderr, "application's event types") {
+				t.Errorf("cairn parked retry: %v, want exit 2 saying it needs the application's types", r)
 			}
 			vo := jsonLines[verifyLine](t, standalone(t, "verify-order", "--events", "400", "--writers", "4", "--json").ok(t))
 			if len(vo) != 5 || !vo[4].OK || vo[4].Written != 400 || vo[4].Prefix == "" {

@@ -47,6 +47,9 @@ type config struct {
 	// sender sends the notifier's notifications; nil means a
 	// notify.LogSender on logger.
 	sender notify.Sender
+	// waitTimeout bounds a query's wait for Cairn-After; zero means
+	// web.DefaultWaitTimeout.
+	waitTimeout time.Duration
 }
 
 // app is the todo application wired together on one database: the event
@@ -58,6 +61,7 @@ type app struct {
 	store    *eventstore.Store
 	commands *command.Dispatcher
 	logger   *slog.Logger
+	cfg      config
 
 	outstanding *projector.Projector
 	scheduled   *projector.Projector
@@ -68,7 +72,7 @@ type app struct {
 // newApp wires the app on db. It does not touch the database: migrate
 // creates the tables.
 func newApp(db *gorm.DB, cfg config) (*app, error) {
-	a := &app{db: db, logger: cfg.logger}
+	a := &app{db: db, logger: cfg.logger, cfg: cfg}
 	if a.logger == nil {
 		a.logger = slog.Default()
 	}
@@ -163,7 +167,7 @@ func (a *app) newRunner() (*runner.Runner, error) {
 // handler returns the HTTP API; status, if not nil, is served at
 // /processors.
 func (a *app) handler(status http.Handler) http.Handler {
-	return web.NewHandler(a.commands, a.db, web.Options{Processors: status, Logger: a.logger})
+	return web.NewHandler(a.commands, a.db, web.Options{Processors: status, Logger: a.logger, Store: a.store, WaitTimeout: a.cfg.waitTimeout})
 }
 
 // close closes the database.

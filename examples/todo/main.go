@@ -22,6 +22,8 @@
 //	-status-addr, TODO_STATUS_ADDR  in processors mode, where the processors'
 //	                              status JSON is served (default off); in
 //	                              all-in-one mode it is at /processors
+//	-wait-timeout, TODO_WAIT_TIMEOUT  the longest a query sent with Cairn-After
+//	                              waits for its projections (default 2s)
 //
 // The program logs with log/slog to standard error, prints the URLs it serves
 // to standard output once it listens, and exits cleanly on SIGINT and
@@ -38,8 +40,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/cairnhq/cairn/examples/todo/internal/web"
 )
 
 func main() {
@@ -67,6 +72,8 @@ type options struct {
 	db         string
 	addr       string
 	statusAddr string
+	// waitTimeout bounds a query's wait for Cairn-After (read-your-writes).
+	waitTimeout time.Duration
 }
 
 const usage = `Usage: todo [mode] [flags]
@@ -100,6 +107,7 @@ func parseArgs(args []string, getenv func(string) string, output io.Writer) (opt
 	fs.StringVar(&o.db, "db", env("TODO_DB", "todo.db"), "SQLite file path or postgres:// URL (env TODO_DB)")
 	fs.StringVar(&o.addr, "addr", env("TODO_ADDR", "127.0.0.1:3000"), "address of the web server (env TODO_ADDR)")
 	fs.StringVar(&o.statusAddr, "status-addr", env("TODO_STATUS_ADDR", ""), "address of the processors' status JSON in processors mode, off when empty (env TODO_STATUS_ADDR)")
+	waitTimeout := fs.String("wait-timeout", env("TODO_WAIT_TIMEOUT", web.DefaultWaitTimeout.String()), "the longest a query sent with Cairn-After waits for its projections (env TODO_WAIT_TIMEOUT)")
 
 	// The mode comes first, or after the flags.
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -118,6 +126,11 @@ func parseArgs(args []string, getenv func(string) string, output io.Writer) (opt
 		fs.Usage()
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	d, err := time.ParseDuration(*waitTimeout)
+	if err != nil || d <= 0 {
+		return o, fmt.Errorf("-wait-timeout %q: want a positive duration such as 2s", *waitTimeout)
+	}
+	o.waitTimeout = d
 	switch o.mode {
 	case "", "web", "processors", "migrate":
 	default:
@@ -137,7 +150,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	a, err := newApp(db, config{logger: logger})
+	a, err := newApp(db, config{logger: logger, waitTimeout: o.waitTimeout})
 	if err != nil {
 		return err
 	}

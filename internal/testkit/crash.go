@@ -2,7 +2,9 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -22,6 +24,9 @@ const (
 type CrashOptions struct {
 	// Kind and DSN name the database the child opens in [CrashChild].
 	Kind, DSN string
+	// Helper is the -test.run pattern that selects the child's test;
+	// empty means "^TestHelperProcess$".
+	Helper string
 	// Processor is the name of the processor the child runs on the
 	// store: KillRepeatedly watches its saved position. The child's work
 	// is the events up to the head of the store when it starts.
@@ -35,9 +40,6 @@ type CrashOptions struct {
 	// starts: to check what the child left behind, or to append more
 	// events.
 	AfterKill func(Kill)
-	// Env is added to the children's environment: to tell a
-	// TestHelperProcess shared by several crash tests which one it plays.
-	Env []string
 }
 
 // Kill is what [KillRepeatedly] knows after it killed a child.
@@ -95,9 +97,14 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 		if head <= start {
 			t.Fatalf("kill %d: no work for the child: position %d, head %d", i+1, start, head)
 		}
+		helper := o.Helper
+		if helper == "" {
+			helper = "^TestHelperProcess$"
+		}
+		app := fmt.Sprintf("cairn-crash-child-%d-%d", os.Getpid(), rand.Int64())
 		c := StartChild(t, ChildOptions{
-			Run:    "^TestHelperProcess$",
-			Env:    append(CrashEnv(o.Kind, o.DSN), o.Env...),
+			Run:    helper,
+			Env:    []string{envCrashKind + "=" + o.Kind, envCrashDSN + "=" + childDSN(o.Kind, o.DSN, app)},
 			Stderr: os.Stderr,
 		})
 		target := start + 1 + rand.Int64N(max(1, (head-start)/4))
@@ -117,6 +124,12 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 			t.Fatal(err)
 		}
 		c.Wait()
+		if o.Kind == "postgres" {
+			// The server finishes what the child sent before it died (a
+			// COMMIT in flight commits): read the position only once the
+			// child's backends are gone.
+			waitBackendsGone(t, s, app)
+		}
 		k := Kill{N: i + 1, Start: start, Position: position("after a kill"), Head: Head(t, s)}
 		t.Logf("kill %d: position %d (from %d) of %d", k.N, k.Position, k.Start, k.Head)
 		if o.AfterKill != nil {
@@ -158,5 +171,40 @@ func RunChild(t testing.TB, r interface{ Run(context.Context) error }) {
 	ChildReady()
 	if err := r.Run(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// childDSN returns dsn with app as its application name on PostgreSQL, so
+// that the child's connections can be told from the others.
+func childDSN(kind, dsn, app string) string {
+	if kind != "postgres" {
+		return dsn
+	}
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		q.Set("application_name", app)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " application_name=" + app
+}
+
+// waitBackendsGone waits until no PostgreSQL backend serves a connection
+// named app, failing t after a minute.
+func waitBackendsGone(t testing.TB, s *eventstore.Store, app string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var n int64
+		if err := s.DB().WithContext(t.Context()).Raw("SELECT count(*) FROM pg_stat_activity WHERE application_name = ?", app).Scan(&n).Error; err != nil {
+			t.Fatalf("backends of the killed child: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backends of the killed child still there after a minute", n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"errors"
+	"iter"
 	"reflect"
 	"slices"
 	"sync"
@@ -28,11 +29,19 @@ type Follower struct {
 // Follow starts consuming s.Subscribe(ctx, after, types...) until ctx
 // ends, the follower is stopped or the subscription yields an error.
 func Follow(ctx context.Context, s *eventstore.Store, after int64, types ...string) *Follower {
+	return FollowSeq(ctx, func(ctx context.Context) iter.Seq2[event.Event, error] {
+		return s.Subscribe(ctx, after, types...)
+	})
+}
+
+// FollowSeq is [Follow] of any subscription: it consumes subscribe(ctx)
+// (s.SubscribeStream, say).
+func FollowSeq(ctx context.Context, subscribe func(ctx context.Context) iter.Seq2[event.Event, error]) *Follower {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &Follower{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		for e, err := range s.Subscribe(ctx, after, types...) {
+		for e, err := range subscribe(ctx) {
 			f.mu.Lock()
 			if err != nil {
 				f.last, f.err = e, err

@@ -6,13 +6,23 @@
 // A reactor sees each event on its own, so the notifier remembers what it
 // needs of earlier events — each todo's title and stakeholder email — in a
 // table of its own, from the todo_added and todo_amended events, and
-// forgets a todo once it is abandoned or completed.
+// forgets a todo once it is abandoned or completed. It is a stateful
+// reactor (reactor.State): its table, the events it emits and its position
+// commit in one transaction per batch, so the table always agrees with the
+// position and the events emitted, whatever fails or crashes. Its writes
+// are idempotent all the same (the todo_added insert is an upsert), so
+// that an operator who moves its position back alone (cairn reset --to)
+// replays into a table that ends up right.
 //
-// Delivery is at-least-once (see package reactor): after a crash, the
-// events since the last saved position are handled again. Every write to the
-// table is idempotent, so replaying them rebuilds the same rows; a
-// notification may then be sent twice, but the event recording it is stored
-// once, because the reactor gives emitted events deterministic IDs.
+// The notifier starts from the head of the store (processing.FromHead):
+// added to an app with history, it notifies about todos completed from
+// then on, never about the past. A todo added before it was first
+// registered is unknown to it, so completing that todo notifies nobody.
+//
+// Notifications are at-least-once (see package reactor): after a crash,
+// the events since the last saved position are handled again, and a
+// notification may be sent twice; the event recording it is stored once,
+// with the table's rows.
 package notify
 
 import (
@@ -76,7 +86,8 @@ func (s LogSender) Send(ctx context.Context, n Notification) error {
 
 // Options configures a Notifier. The zero value works.
 type Options struct {
-	// Processing configures the reactor: batch size, error handler, logger.
+	// Processing configures the reactor: batch size, error handler,
+	// logger. Its Start is ignored: the notifier starts from the head.
 	Processing processing.Options
 	// Now is the clock that dates notifications; nil means time.Now.
 	Now func() time.Time
@@ -85,7 +96,6 @@ type Options struct {
 // Notifier is the reactor, with the table it remembers todos in.
 type Notifier struct {
 	*reactor.Reactor
-	db *gorm.DB
 }
 
 // rememberedTodo is a row of the notifier's table.
@@ -95,14 +105,10 @@ type rememberedTodo struct {
 	StakeholderEmail *string `gorm:"column:stakeholder_email"`
 }
 
-// Store is what the notifier needs of the event store: what a reactor
-// needs, and the database it keeps its table of todos in.
-// *eventstore.Store implements it.
-type Store interface {
-	reactor.Store
-	// DB returns the store's database.
-	DB() *gorm.DB
-}
+// Store is what the notifier needs of the event store: what a stateful
+// reactor needs, whose state is its table of todos. *eventstore.Store
+// implements it.
+type Store = reactor.StateStore
 
 // New returns the notifier over store, which sends its notifications with
 // sender. Call Migrate before Run.
@@ -111,22 +117,34 @@ func New(store Store, sender Sender, opts Options) (*Notifier, error) {
 	if now == nil {
 		now = time.Now
 	}
-	r, err := reactor.New(store, Name, reactor.Options{Processing: opts.Processing})
+	popts := opts.Processing
+	popts.Start = processing.FromHead()
+	r, err := reactor.New(store, Name, reactor.Options{
+		Processing: popts,
+		State: &reactor.State{
+			Setup: func(ctx context.Context, tx *gorm.DB) error {
+				return tx.Exec(`CREATE TABLE IF NOT EXISTS ` + Name +
+					` (todo_id text PRIMARY KEY, title text, stakeholder_email text)`).Error
+			},
+			Tables: []string{Name},
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	n := &Notifier{Reactor: r, db: store.DB()}
+	n := &Notifier{Reactor: r}
 
 	if err := errors.Join(
-		reactor.On(r, func(ctx context.Context, e event.Event, d todo.Added, _ *reactor.Emitter) error {
-			// An upsert, so that handling the event again changes nothing.
-			return n.table(ctx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&rememberedTodo{
+		reactor.OnState(r, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Added, _ *reactor.Emitter) error {
+			// Committed with the position, so handled once; an upsert
+			// still, for a position moved back by hand.
+			return table(ctx, tx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&rememberedTodo{
 				TodoID:           todo.IDFromStream(e.StreamID),
 				Title:            &d.Title,
 				StakeholderEmail: ptr(d.StakeholderEmail),
 			}).Error
 		}),
-		reactor.On(r, func(ctx context.Context, e event.Event, d todo.Amended, _ *reactor.Emitter) error {
+		reactor.OnState(r, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Amended, _ *reactor.Emitter) error {
 			set := map[string]any{}
 			if d.Title.Sent() {
 				set["title"] = d.Title.Value()
@@ -137,14 +155,14 @@ func New(store Store, sender Sender, opts Options) (*Notifier, error) {
 			if len(set) == 0 {
 				return nil // nothing the notifier remembers changed
 			}
-			return n.table(ctx).Where("todo_id = ?", todo.IDFromStream(e.StreamID)).Updates(set).Error
+			return table(ctx, tx).Where("todo_id = ?", todo.IDFromStream(e.StreamID)).Updates(set).Error
 		}),
-		reactor.On(r, func(ctx context.Context, e event.Event, _ todo.Abandoned, _ *reactor.Emitter) error {
-			return n.forget(ctx, e)
+		reactor.OnState(r, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Abandoned, _ *reactor.Emitter) error {
+			return forget(ctx, tx, e)
 		}),
-		reactor.On(r, func(ctx context.Context, e event.Event, _ todo.Completed, emit *reactor.Emitter) error {
+		reactor.OnState(r, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Completed, emit *reactor.Emitter) error {
 			var t rememberedTodo
-			found, err := n.lookup(ctx, todo.IDFromStream(e.StreamID), &t)
+			found, err := lookup(ctx, tx, todo.IDFromStream(e.StreamID), &t)
 			if err != nil {
 				return err
 			}
@@ -165,7 +183,7 @@ func New(store Store, sender Sender, opts Options) (*Notifier, error) {
 					return err
 				}
 			}
-			return n.forget(ctx, e)
+			return forget(ctx, tx, e)
 		}),
 	); err != nil {
 		return nil, err
@@ -173,27 +191,20 @@ func New(store Store, sender Sender, opts Options) (*Notifier, error) {
 	return n, nil
 }
 
-// Migrate creates the reactor's position table and the notifier's table if
-// they do not exist.
-func (n *Notifier) Migrate(ctx context.Context) error {
-	if err := n.Reactor.Migrate(ctx); err != nil {
-		return err
-	}
-	return n.db.WithContext(ctx).Exec(`CREATE TABLE IF NOT EXISTS ` + Name +
-		` (todo_id text PRIMARY KEY, title text, stakeholder_email text)`).Error
+// The notifier's table is written in the batch's transaction tx, on the
+// transaction's own context (see reactor.StateFunc).
+
+func table(_ context.Context, tx *gorm.DB) *gorm.DB {
+	return tx.Table(Name)
 }
 
-func (n *Notifier) table(ctx context.Context) *gorm.DB {
-	return n.db.WithContext(ctx).Table(Name)
-}
-
-func (n *Notifier) lookup(ctx context.Context, id string, t *rememberedTodo) (bool, error) {
-	res := n.table(ctx).Where("todo_id = ?", id).Limit(1).Find(t)
+func lookup(ctx context.Context, tx *gorm.DB, id string, t *rememberedTodo) (bool, error) {
+	res := table(ctx, tx).Where("todo_id = ?", id).Limit(1).Find(t)
 	return res.RowsAffected > 0, res.Error
 }
 
-func (n *Notifier) forget(ctx context.Context, e event.Event) error {
-	return n.table(ctx).Where("todo_id = ?", todo.IDFromStream(e.StreamID)).Delete(&rememberedTodo{}).Error
+func forget(ctx context.Context, tx *gorm.DB, e event.Event) error {
+	return table(ctx, tx).Where("todo_id = ?", todo.IDFromStream(e.StreamID)).Delete(&rememberedTodo{}).Error
 }
 
 // ptr returns a pointer to the field's string, or nil when it is null or

@@ -1,7 +1,15 @@
 // Package web is the todo app's HTTP API: the four commands, sent through a
 // command dispatcher, and the three queries, read from the projections, with
 // the paths, status codes and messages of EventSourcery's todo app. It also
-// serves a small page at / to drive them from a browser.
+// serves a page at / to drive them from a browser, a todo's history and the
+// processors' positions.
+//
+// Read-your-writes: a command's answer carries the global position of the
+// event it wrote in the header Cairn-Position; a query sent with the header
+// Cairn-After: <position> waits, for at most Options.WaitTimeout, until the
+// projections it reads have passed that position. If they do not in time,
+// or one of them cannot (it stopped after an error, or was paused), it
+// answers with what they have and the header Cairn-Stale: true.
 //
 // Every answer but the page's has the Content-Type application/json. A
 // command answers 201 (add) or 200 with an empty body; a bad request 400
@@ -19,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -37,11 +46,20 @@ type Dispatcher interface {
 // Options configures the handler. The zero value works.
 type Options struct {
 	// Processors, if set, is served at GET /processors: the status of the
-	// processors running in this process.
+	// processors running in this process; POST /processors/{name}/pause
+	// and /processors/{name}/resume pause and resume one (a runner's
+	// Handler).
 	Processors http.Handler
 	// Logger receives the failures of queries; nil means slog.Default().
 	// (Those of commands are logged by the dispatcher's middleware.)
 	Logger *slog.Logger
+	// Store, if set, is the event store: queries sent with Cairn-After
+	// wait through it for their projections, and it serves a todo's
+	// history and the processors' positions (see ryw.go and history.go).
+	Store Store
+	// WaitTimeout bounds a query's wait for its projections; zero means
+	// DefaultWaitTimeout.
+	WaitTimeout time.Duration
 }
 
 // maxBodyBytes bounds a command's body.
@@ -53,9 +71,12 @@ var static embed.FS
 // NewHandler returns the HTTP handler of the API: commands go to commands,
 // queries read the projections in db.
 func NewHandler(commands Dispatcher, db *gorm.DB, opts Options) http.Handler {
-	s := &server{commands: commands, db: db, logger: opts.Logger}
+	s := &server{commands: commands, db: db, logger: opts.Logger, store: opts.Store, waitTimeout: opts.WaitTimeout}
 	if s.logger == nil {
 		s.logger = slog.Default()
+	}
+	if s.waitTimeout <= 0 {
+		s.waitTimeout = DefaultWaitTimeout
 	}
 	mux := http.NewServeMux()
 
@@ -64,12 +85,17 @@ func NewHandler(commands Dispatcher, db *gorm.DB, opts Options) http.Handler {
 	mux.HandleFunc("POST /todo/{id}/complete", s.command(completeTodo, http.StatusOK))
 	mux.HandleFunc("POST /todo/{id}/abandon", s.command(abandonTodo, http.StatusOK))
 
-	mux.HandleFunc("GET /todos/outstanding", query(s, projections.Outstanding))
-	mux.HandleFunc("GET /todos/scheduled", query(s, projections.Scheduled))
-	mux.HandleFunc("GET /todos/completed", query(s, projections.Completed))
+	// Each query names the projections it reads, which it waits for when
+	// the request has a Cairn-After header.
+	mux.HandleFunc("GET /todos/outstanding", query(s, projections.Outstanding, projections.OutstandingName))
+	mux.HandleFunc("GET /todos/scheduled", query(s, projections.Scheduled, projections.ScheduledName))
+	mux.HandleFunc("GET /todos/completed", query(s, projections.Completed, projections.CompletedName))
+	mux.HandleFunc("GET /todo/{id}/history", s.history)
+	mux.HandleFunc("GET /positions", s.positions)
 
 	if opts.Processors != nil {
 		mux.Handle("GET /processors", opts.Processors)
+		mux.Handle("POST /processors/{name}/{action}", opts.Processors)
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, static, "static/index.html")
@@ -77,7 +103,7 @@ func NewHandler(commands Dispatcher, db *gorm.DB, opts Options) http.Handler {
 
 	// The known paths with another method, and every other path, answer in
 	// JSON too (ServeMux's own answers are text/plain).
-	for _, p := range []string{"/todo/{id}", "/todo/{id}/complete", "/todo/{id}/abandon", "/todos/outstanding", "/todos/scheduled", "/todos/completed"} {
+	for _, p := range []string{"/todo/{id}", "/todo/{id}/complete", "/todo/{id}/abandon", "/todos/outstanding", "/todos/scheduled", "/todos/completed", "/todo/{id}/history", "/positions"} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			reply(w, http.StatusMethodNotAllowed, "Method Not Allowed")
 		})
@@ -89,9 +115,11 @@ func NewHandler(commands Dispatcher, db *gorm.DB, opts Options) http.Handler {
 }
 
 type server struct {
-	commands Dispatcher
-	db       *gorm.DB
-	logger   *slog.Logger
+	commands    Dispatcher
+	db          *gorm.DB
+	logger      *slog.Logger
+	store       Store // nil: no waits, history or positions
+	waitTimeout time.Duration
 }
 
 // body is a command's JSON body: the value of each key sent.
@@ -179,10 +207,12 @@ func (s *server) command(newCommand func(id string, b body) (any, error), succes
 		if c := r.Header.Get("X-Correlation-ID"); c != "" {
 			ctx = command.WithCorrelationID(ctx, c)
 		}
-		if _, err := s.commands.Dispatch(ctx, cmd); err != nil {
+		res, err := s.commands.Dispatch(ctx, cmd)
+		if err != nil {
 			s.fail(w, r, id, err)
 			return
 		}
+		setPosition(w, res.Position)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(success)
 	}
@@ -240,9 +270,13 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, id string, err err
 }
 
 // query returns the handler of a query endpoint: it answers 200 with the
-// rows as a JSON array.
-func query[T any](s *server, rows func(context.Context, *gorm.DB) ([]T, error)) http.HandlerFunc {
+// rows as a JSON array, once the projections it reads have passed the
+// position of the request's Cairn-After header, if it has one.
+func query[T any](s *server, rows func(context.Context, *gorm.DB) ([]T, error), projections ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.waitAfter(w, r, projections) {
+			return
+		}
 		list, err := rows(r.Context(), s.db)
 		if err != nil {
 			s.logger.ErrorContext(r.Context(), "query failed", "path", r.URL.Path, "error", err)

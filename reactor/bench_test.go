@@ -1,0 +1,55 @@
+package reactor_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
+	"github.com/cairnhq/cairn/processing"
+	"github.com/cairnhq/cairn/reactor"
+)
+
+// BenchmarkCatchUp has a reactor work through a backlog of 5,000 events
+// (about 3,300 deposits, each answered by an emitted receipt), and
+// reports events/s: a stateless reactor, which appends each receipt on its
+// own through the store's group commit, and a stateful one, which keeps a
+// balance per account in its table and appends a batch's receipts in the
+// batch's transaction. Each iteration is a new reactor (a new name), so
+// that its receipts are new events.
+func BenchmarkCatchUp(b *testing.B) {
+	const n = 5_000
+	for _, kind := range testdb.Kinds() {
+		b.Run(string(kind), func(b *testing.B) {
+			db := testdb.New(b, kind)
+			s := testkit.DomainStore(b, db.Gorm)
+			head := testkit.Fill(b, s, n, 100, 1000)
+			for _, mode := range []string{"stateless", "stateful"} {
+				b.Run(mode, func(b *testing.B) {
+					var total time.Duration
+					for b.Loop() {
+						b.StopTimer()
+						name := fmt.Sprintf("%s_%d", mode, time.Now().UnixNano())
+						opts := processing.Options{Logger: testdb.Logger(b), ErrorHandler: processing.NoRetry{}}
+						var r *reactor.Reactor
+						if mode == "stateful" {
+							r = ledgerReactor(b, s, name, opts, nil)
+						} else {
+							r = receiptReactor(b, s, name, opts, nil)
+						}
+						b.StartTimer()
+						start := time.Now()
+						stop := testkit.RunInBackground(b, r)
+						testkit.WaitFor(b, r, head)
+						total += time.Since(start)
+						if err := stop(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "events/s")
+				})
+			}
+		})
+	}
+}
