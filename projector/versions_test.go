@@ -638,3 +638,67 @@ func TestRebuildBatched(t *testing.T) {
 		}
 	})
 }
+
+// TestRebuildParks: a build that parks a poison event hands it over, at
+// the swap, to the projector, whose retry then applies it to the new
+// version; the events the old version parked are forgotten with it.
+func TestRebuildParks(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		db := testdb.New(t, kind)
+		s := testkit.DomainStore(t, db.Gorm)
+		testkit.Fill(t, s, 3000, 20, 100)
+		var poison atomic.Int64 // the position that fails, 0 for none
+		opts := versionedOptions(1)
+		opts.Processing.Park = true
+		opts.Fail = func(e event.Event) error {
+			if e.Position == poison.Load() {
+				return errors.New("poison")
+			}
+			return nil
+		}
+		p := testkit.AccountsProjector(t, s, "accounts", "accounts", opts)
+		runOwned(t, p, "one")
+		testkit.WaitFor(t, p, head(t, s))
+
+		var bad event.Event
+		for e, err := range s.ReadAll(t.Context(), 1000, 0, testkit.TypeDeposited) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad = e
+			break
+		}
+		poison.Store(bad.Position)
+		if err := p.Rebuild(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		waitActive(t, p, "v1r1")
+		testkit.WaitFor(t, p, head(t, s))
+		parked, err := s.ParkedEvents(t.Context(), "accounts", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(parked) == 0 || parked[0].Position != bad.Position {
+			t.Fatalf("the projector's parked events after the swap = %+v, want those the build parked from %d", parked, bad.Position)
+		}
+		for _, pk := range parked {
+			if pk.StreamID != bad.StreamID {
+				t.Errorf("parked %+v, want only the events of %s (the poison's and those behind it)", pk, bad.StreamID)
+			}
+		}
+		if left, err := s.ParkedEvents(t.Context(), "accounts@v1r1", "", 0); err != nil || len(left) != 0 {
+			t.Errorf("the builder's parked events after the swap = %+v, %v; want none", left, err)
+		}
+		// The stream's later events are parked behind it.
+		without := testkit.FoldAccounts(t, s, 0)
+		if got := testkit.ReadAccounts(t, db.Gorm, "accounts")[bad.StreamID]; got == without[bad.StreamID] {
+			t.Errorf("account %s = %+v with its poison event parked, want it behind the fold", bad.StreamID, got)
+		}
+		poison.Store(0)
+		if _, err := p.RetryParked(t.Context(), bad.StreamID); err != nil {
+			t.Fatal(err)
+		}
+		checkAccounts(t, db.Gorm, "accounts", testkit.FoldAccounts(t, s, 0))
+		checkAccounts(t, db.Gorm, "accounts_v1r1", testkit.FoldAccounts(t, s, 0))
+	})
+}
