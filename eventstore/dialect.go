@@ -39,16 +39,20 @@ type tables struct {
 	store string
 	// parked holds the events processors parked (see parked.go).
 	parked string
+	// projectionVersions holds the versions of versioned projections
+	// (see projection_versions.go).
+	projectionVersions string
 }
 
 func newTables(prefix string) tables {
 	return tables{
-		events:    prefix + "events",
-		streams:   prefix + "streams",
-		snapshots: prefix + "snapshots",
-		positions: prefix + "processor_positions",
-		store:     prefix + "store",
-		parked:    prefix + "parked_events",
+		events:             prefix + "events",
+		streams:            prefix + "streams",
+		snapshots:          prefix + "snapshots",
+		positions:          prefix + "processor_positions",
+		store:              prefix + "store",
+		parked:             prefix + "parked_events",
+		projectionVersions: prefix + "projection_versions",
 	}
 }
 
@@ -99,6 +103,9 @@ type queries struct {
 
 	// Processor start positions and pause flags (positions_start.go).
 	start startQueries
+
+	// The projection versions (see projection_versions.go).
+	pv projectionQueries
 }
 
 // newQueries builds the shared query texts. p is the dialect's bind
@@ -143,6 +150,7 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		" p LEFT JOIN " + t.parked + " k ON k.processor = p.name AND k.position = " + p(2) + " WHERE p.name = " + p(1)
 	q.parked = newParkedQueries(t, p)
 	q.start = newStartQueries(t, p)
+	q.pv = newProjectionQueries(t, p, nowMillis)
 	return q
 }
 

@@ -83,6 +83,8 @@ func (d *postgresDialect) schema() []string {
 		storeSchema(t),
 		parkedSchema(t),
 		parkedIndexSchema(t),
+		projectionVersionsTable(t),
+		projectionVersionsIndex(t),
 	}
 }
 

@@ -33,6 +33,9 @@ const postgresNowMillis = `CAST(extract(epoch FROM clock_timestamp()) * 1000 AS 
 func newPostgresDialect(db *sql.DB, t tables, opts Options) *postgresDialect {
 	p := func(n int) string { return "$" + strconv.Itoa(n) }
 	q := newQueries(t, p, "true", postgresNowMillis)
+	q.pv.lock = "LOCK TABLE " + t.projectionVersions + " IN SHARE ROW EXCLUSIVE MODE"
+	q.pv.isTable = "SELECT count(*) FROM pg_class WHERE oid = to_regclass($1) AND relkind IN ('r', 'p')"
+	q.pv.setPosition += " RETURNING pg_notify(" + positionsChannelSQL(opts.TablePrefix) + ", '')"
 	notifyPositionCommits(&q, opts.TablePrefix)
 	d := &postgresDialect{
 		db:            db,

@@ -27,9 +27,11 @@ const sqliteNowMillis = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`
 func newSQLiteDialect(db *sql.DB, t tables, opts Options) *sqliteDialect {
 	// Numbered parameters (?NNN), so that a query can use one twice.
 	p := func(n int) string { return "?" + strconv.Itoa(n) }
+	q := newQueries(t, p, "1", sqliteNowMillis)
+	q.pv.isTable = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1"
 	return &sqliteDialect{
 		db:            db,
-		q:             newQueries(t, p, "1", sqliteNowMillis),
+		q:             q,
 		now:           opts.Now,
 		insertChecked: insertCheckedSQL(t),
 	}
@@ -71,6 +73,8 @@ func (d *sqliteDialect) schema() []string {
 		positionsSchema(t),
 		parkedSchema(t),
 		parkedIndexSchema(t),
+		projectionVersionsTable(t),
+		projectionVersionsIndex(t),
 	}
 }
 

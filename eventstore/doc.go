@@ -75,6 +75,17 @@
 // PostgreSQL they take the ordering lock until the transaction ends:
 // appends in a transaction come last, right before its commit.
 //
+// # Projection versions
+//
+// The versions of versioned projectors (package projector) live in the
+// table "<prefix>projection_versions": one row per version, active,
+// building or retired, with its tables. The store owns the SQL around
+// them: the views that give queries a stable name over the active
+// version's tables, the swap that replaces them in one transaction with
+// the fence of the projector's follower ([Store.SwapProjectionVersionTx]),
+// and the drop of retired versions ([Store.DropRetiredProjectionVersions]);
+// the projector's handlers write their version's tables through gorm.
+//
 // # Lost connections
 //
 // Errors that a lost, refused or timed-out connection causes match

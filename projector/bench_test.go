@@ -30,24 +30,46 @@ type ledgerRow struct {
 // row.
 func ledgerProjector(b testing.TB, s projector.Store, name, table string, batched bool) *projector.Projector {
 	b.Helper()
+	return newLedger(b, s, name, table, ledgerOptions{batched: batched, errors: processing.NoRetry{}})
+}
+
+// ledgerOptions configures newLedger.
+type ledgerOptions struct {
+	batched bool
+	// version, if positive, makes the projector versioned.
+	version int
+	// beginDelay makes the Begin hook of a batched projector wait, so
+	// that batches of a versioned projector's follower and builder would
+	// overlap if they could.
+	beginDelay time.Duration
+	errors     processing.ErrorHandler
+}
+
+// newLedger is the projector of ledgerProjector, with options.
+func newLedger(b testing.TB, s projector.Store, name, table string, o ledgerOptions) *projector.Projector {
+	b.Helper()
 	var rows []ledgerRow
 	opts := projector.Options{
-		Processing: processing.Options{Logger: testdb.Logger(b), ErrorHandler: processing.NoRetry{}},
-		Tables:     []string{table},
+		Processing: processing.Options{Logger: testdb.Logger(b), ErrorHandler: o.errors},
+		Version:    o.version, DropAfter: -1, PollInterval: 100 * time.Millisecond,
+		Tables: []string{table},
 		Setup: func(ctx context.Context, tx *gorm.DB) error {
-			return tx.Exec(`CREATE TABLE IF NOT EXISTS ` + table + ` (position bigint PRIMARY KEY, stream text NOT NULL, amount bigint NOT NULL)`).Error
+			return tx.Exec(`CREATE TABLE IF NOT EXISTS ` + projector.Table(ctx, table) + ` (position bigint PRIMARY KEY, stream text NOT NULL, amount bigint NOT NULL)`).Error
 		},
 	}
-	insert := `INSERT INTO ` + table + ` (position, stream, amount) VALUES `
-	if batched {
+	insert := func(ctx context.Context) string {
+		return `INSERT INTO ` + projector.Table(ctx, table) + ` (position, stream, amount) VALUES `
+	}
+	if o.batched {
 		opts.Begin = func(context.Context, *gorm.DB) error {
 			rows = rows[:0]
+			time.Sleep(o.beginDelay)
 			return nil
 		}
 		opts.Flush = func(ctx context.Context, tx *gorm.DB) error {
 			for chunk := range slices.Chunk(rows, 300) {
 				var sb strings.Builder
-				sb.WriteString(insert)
+				sb.WriteString(insert(ctx))
 				args := make([]any, 0, 3*len(chunk))
 				for i, r := range chunk {
 					if i > 0 {
@@ -67,18 +89,18 @@ func ledgerProjector(b testing.TB, s projector.Store, name, table string, batche
 	if err != nil {
 		b.Fatalf("projector.New() = %v", err)
 	}
-	add := func(tx *gorm.DB, e event.Event, amount int) error {
-		if batched {
+	add := func(ctx context.Context, tx *gorm.DB, e event.Event, amount int) error {
+		if o.batched {
 			rows = append(rows, ledgerRow{e.Position, e.StreamID, amount})
 			return nil
 		}
-		return tx.Exec(insert+"(?, ?, ?)", e.Position, e.StreamID, amount).Error
+		return tx.Exec(insert(ctx)+"(?, ?, ?)", e.Position, e.StreamID, amount).Error
 	}
 	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d testkit.Deposited) error {
-		return add(tx, e, d.Amount)
+		return add(ctx, tx, e, d.Amount)
 	})
 	projector.MustOn(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d testkit.Withdrawn) error {
-		return add(tx, e, -d.Amount)
+		return add(ctx, tx, e, -d.Amount)
 	})
 	if err := p.Migrate(b.Context()); err != nil {
 		b.Fatalf("Migrate() = %v", err)

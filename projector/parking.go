@@ -99,6 +99,9 @@ func (p *Projector) replayTx(ctx context.Context, parked []event.Parked, events 
 	for i, pk := range parked {
 		positions[i] = pk.Position
 	}
+	// One at a time with the batches, whose hooks it shares.
+	p.batch.Lock()
+	defer p.batch.Unlock()
 	return p.store.Transaction(ctx, func(tx *gorm.DB) error {
 		// Removing them first makes a concurrent retry of the same
 		// events wait here, and then find them gone.
@@ -109,24 +112,23 @@ func (p *Projector) replayTx(ctx context.Context, parked []event.Parked, events 
 		if !removed {
 			return processing.ErrNotParked
 		}
-		if p.opts.Begin != nil {
-			if err := p.opts.Begin(ctx, tx); err != nil {
-				return fmt.Errorf("begin hook: %w", err)
-			}
+		// A versioned projector's retry writes the active version.
+		var sc scope
+		if p.ver != nil {
+			sc = p.activeScope
+		}
+		hctx, err := p.begin(ctx, tx, sc)
+		if err != nil {
+			return err
 		}
 		for i, e := range events {
 			if e.Position == 0 {
 				continue // no longer stored
 			}
-			if err := p.handlers.Handle(ctx, tx, e); err != nil {
+			if err := p.handlers.Handle(hctx, tx, e); err != nil {
 				return &failedAt{index: i, err: err}
 			}
 		}
-		if p.opts.Flush != nil {
-			if err := p.opts.Flush(ctx, tx); err != nil {
-				return fmt.Errorf("flush hook: %w", err)
-			}
-		}
-		return nil
+		return p.flush(hctx, tx)
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -50,6 +52,28 @@ type Options struct {
 	// Begin, if set, runs at the start of every batch's transaction,
 	// before the handlers.
 	Begin func(ctx context.Context, tx *gorm.DB) error
+
+	// Version, when positive, makes the projector versioned (see the
+	// package documentation): its tables are kept per version, the
+	// queries read them through views named like them, and a new version
+	// is built beside the active one and swapped in once it has caught
+	// up. Raise it whenever the projection's tables or handlers change.
+	// A versioned projector needs Tables, Setup, and a store that keeps
+	// projection versions ([VersionStore]); its Setup, hooks and
+	// handlers name their tables with [Table]; it builds every version
+	// from the first event (Processing.Start must be FromBeginning).
+	// Zero means not versioned.
+	Version int
+	// DropAfter is how long the tables of a version replaced by a swap
+	// are kept before the running projector drops them; zero means
+	// DefaultDropAfter, and a negative value keeps them until
+	// [Projector.DropRetired] is called.
+	DropAfter time.Duration
+	// PollInterval is how often a running versioned projector reads the
+	// state of its versions, to take up a rebuild asked for by another
+	// process, follow a swap made elsewhere and drop retired versions;
+	// zero means DefaultPollInterval.
+	PollInterval time.Duration
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
@@ -62,6 +86,7 @@ func (o Options) Validate() error {
 			errs = append(errs, fmt.Errorf("%w: table name %q: want letters, digits and underscores", processing.ErrInvalid, t))
 		}
 	}
+	errs = append(errs, o.validateVersion())
 	return errors.Join(errs...)
 }
 
@@ -80,6 +105,19 @@ type Projector struct {
 	store    Store
 	opts     Options
 	handlers *processing.Handlers[*gorm.DB]
+	ver      *versioning // nil unless Options.Version > 0
+
+	// batch is held by each batch's transaction: a versioned projector's
+	// follower and builder run their batches one at a time in a process,
+	// so that hooks and handlers may keep per-batch state in their
+	// closures (a Flush buffer) as an unversioned projector's do.
+	batch sync.Mutex
+
+	mu sync.Mutex
+	// regs registers the handlers again in a builder's table, and types
+	// are their event type names (for the catch-up of a swap).
+	regs  []func(*processing.Handlers[*gorm.DB]) error
+	types []string
 }
 
 // New returns a projector named name over store. The name identifies the
@@ -100,7 +138,15 @@ func New(store Store, name string, opts Options) (*Projector, error) {
 		return nil, fmt.Errorf("projector: new %q: %w", name, err)
 	}
 	p := &Projector{store: store, opts: opts}
-	proc, handlers, err := processing.NewKind[*gorm.DB]("projector", store, name, p.handleBatch, opts.Processing)
+	handle := p.handleBatch
+	if opts.Version > 0 {
+		ver, err := newVersioning(store, name, opts)
+		if err != nil {
+			return nil, err
+		}
+		p.ver, handle = ver, p.handleActiveBatch
+	}
+	proc, handlers, err := processing.NewKind[*gorm.DB]("projector", store, name, handle, opts.Processing)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +159,19 @@ func New(store Store, name string, opts Options) (*Projector, error) {
 // [processing.ErrInvalid] for an unregistered type, a type that has a
 // handler already, or once p has started to run.
 func On[E any](p *Projector, h HandlerFunc[E]) error {
-	return processing.On(p.handlers, processing.HandlerFunc[*gorm.DB, E](h))
+	on := func(t *processing.Handlers[*gorm.DB]) error {
+		return processing.On(t, processing.HandlerFunc[*gorm.DB, E](h))
+	}
+	if err := on(p.handlers); err != nil {
+		return err
+	}
+	var zero E
+	typ, _ := p.store.Registry().TypeName(zero) // registered: On checked
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.regs = append(p.regs, on)
+	p.types = append(p.types, typ)
+	return nil
 }
 
 // MustOn is [On] for set-up code: it panics where On fails.
@@ -125,9 +183,25 @@ func MustOn[E any](p *Projector, h HandlerFunc[E]) {
 
 // Migrate creates the position table and runs the Setup hook, in a
 // transaction. It is safe to run again.
+//
+// For a versioned projector, Migrate runs Setup for the tables of the
+// version the code declares (Options.Version). A projector that has no
+// version yet gets it at once, active, with its views (a projector that
+// was not versioned before hands its tables over first, as version 0:
+// they serve until the new version has caught up). When another version
+// is active, the code's version is recorded as building: a running
+// projector builds it beside the active one and swaps it in once it has
+// caught up. When a newer version than the code's is active (an old
+// process starting after a deployment), Migrate changes nothing.
 func (p *Projector) Migrate(ctx context.Context) error {
 	if err := p.Processor.Migrate(ctx); err != nil {
 		return fmt.Errorf("projector: %s: %w", p.Name(), err)
+	}
+	if p.ver != nil {
+		if _, err := p.ensure(ctx, ensureMigrate); err != nil {
+			return fmt.Errorf("projector: %s: migrate versions: %w", p.Name(), err)
+		}
+		return nil
 	}
 	if p.opts.Setup == nil {
 		return nil
@@ -148,7 +222,14 @@ func (p *Projector) Migrate(ctx context.Context) error {
 // of the projector running in another process stops with
 // [processing.ErrFenced] at its next batch; Reset fails with
 // [processing.ErrRunning] while p itself runs.
+//
+// A versioned projector's Reset empties the tables of its active version,
+// which the queries see at once: [Projector.Rebuild] builds a new one
+// beside it instead.
 func (p *Projector) Reset(ctx context.Context) error {
+	if p.ver != nil && p.ver.running.Load() {
+		return fmt.Errorf("projector: reset %s: %w", p.Name(), processing.ErrRunning)
+	}
 	err := p.store.Transaction(ctx, func(tx *gorm.DB) error {
 		// The position first: it waits for a batch of a running owner
 		// that has updated the position row, and fences the rest; the
@@ -159,7 +240,11 @@ func (p *Projector) Reset(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
-		for _, t := range p.opts.Tables {
+		tables, err := p.activeTables(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, t := range tables {
 			if err := tx.Exec("DELETE FROM " + t).Error; err != nil {
 				return fmt.Errorf("delete from %s: %w", t, err)
 			}
@@ -183,7 +268,17 @@ func (f *failedAt) Unwrap() error { return f.err }
 
 // handleBatch handles a batch in one transaction.
 func (p *Projector) handleBatch(ctx context.Context, batch event.Batch, cp processing.Checkpoint) (int64, error) {
-	err := p.commit(ctx, batch.Events, batch.Through, cp)
+	return p.handleWith(ctx, p.handlers, nil, batch, cp)
+}
+
+// scope prepares a batch's transaction: it checks what must hold for the
+// batch to commit and returns the context the hooks and handlers run with.
+type scope func(ctx context.Context, tx *gorm.DB) (context.Context, error)
+
+// handleWith handles a batch in one transaction with the handlers of h,
+// in the scope sc (none when nil).
+func (p *Projector) handleWith(ctx context.Context, h *processing.Handlers[*gorm.DB], sc scope, batch event.Batch, cp processing.Checkpoint) (int64, error) {
+	err := p.commit(ctx, h, sc, batch.Events, batch.Through, cp)
 	if err == nil {
 		return batch.Through, nil
 	}
@@ -197,7 +292,7 @@ func (p *Projector) handleBatch(ctx context.Context, batch event.Batch, cp proce
 	// Commit the events before the failing one, so that the position
 	// stops right before it.
 	through := batch.Events[fa.index-1].Position
-	if perr := p.commit(ctx, batch.Events[:fa.index], through, cp); perr != nil {
+	if perr := p.commit(ctx, h, sc, batch.Events[:fa.index], through, cp); perr != nil {
 		return 0, fa.err
 	}
 	return through, fa.err
@@ -205,25 +300,60 @@ func (p *Projector) handleBatch(ctx context.Context, batch event.Batch, cp proce
 
 // commit handles events in one transaction and saves through as the
 // position.
-func (p *Projector) commit(ctx context.Context, events []event.Event, through int64, cp processing.Checkpoint) error {
+func (p *Projector) commit(ctx context.Context, h *processing.Handlers[*gorm.DB], sc scope, events []event.Event, through int64, cp processing.Checkpoint) error {
+	p.batch.Lock()
+	defer p.batch.Unlock()
 	return p.store.Transaction(ctx, func(tx *gorm.DB) error {
-		if p.opts.Begin != nil {
-			if err := p.opts.Begin(ctx, tx); err != nil {
-				return fmt.Errorf("begin hook: %w", err)
-			}
+		hctx, err := p.begin(ctx, tx, sc)
+		if err != nil {
+			return err
 		}
-		for i, e := range events {
-			if err := p.handlers.Handle(ctx, tx, e); err != nil {
-				return &failedAt{index: i, err: err}
-			}
+		if err := p.handle(hctx, tx, h, events); err != nil {
+			return err
 		}
-		if p.opts.Flush != nil {
-			if err := p.opts.Flush(ctx, tx); err != nil {
-				return fmt.Errorf("flush hook: %w", err)
-			}
+		if err := p.flush(hctx, tx); err != nil {
+			return err
 		}
 		return cp.SaveWithParking(ctx, through, func(ctx context.Context, name string, epoch, from, to int64) (bool, error) {
 			return p.store.SavePositionTx(ctx, tx, name, epoch, from, to)
 		}, p.parkTx(tx))
 	})
+}
+
+// begin opens a batch's work in tx: the scope, then the Begin hook. It
+// returns the context of the hooks and handlers.
+func (p *Projector) begin(ctx context.Context, tx *gorm.DB, sc scope) (context.Context, error) {
+	if sc != nil {
+		var err error
+		if ctx, err = sc(ctx, tx); err != nil {
+			return ctx, err
+		}
+	}
+	if p.opts.Begin != nil {
+		if err := p.opts.Begin(ctx, tx); err != nil {
+			return ctx, fmt.Errorf("begin hook: %w", err)
+		}
+	}
+	return ctx, nil
+}
+
+// handle hands events to the handlers of h in tx; a failure is a
+// [*failedAt].
+func (p *Projector) handle(ctx context.Context, tx *gorm.DB, h *processing.Handlers[*gorm.DB], events []event.Event) error {
+	for i, e := range events {
+		if err := h.Handle(ctx, tx, e); err != nil {
+			return &failedAt{index: i, err: err}
+		}
+	}
+	return nil
+}
+
+// flush runs the Flush hook.
+func (p *Projector) flush(ctx context.Context, tx *gorm.DB) error {
+	if p.opts.Flush != nil {
+		if err := p.opts.Flush(ctx, tx); err != nil {
+			return fmt.Errorf("flush hook: %w", err)
+		}
+	}
+	return nil
 }

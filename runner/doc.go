@@ -54,7 +54,11 @@
 // [Runner.Status] reports, for every processor, its kind, [State],
 // position, the store's head, lag, rate, failed attempts and last error;
 // [Runner.Handler] serves the same as JSON. While a processor catches up,
-// the runner logs its progress every [Options].ProgressInterval.
+// the runner logs its progress every [Options].ProgressInterval. While a
+// versioned projector builds a new version beside the active one, its
+// status has a [RebuildStatus] — target version, builder, position, head,
+// rate and estimated time to the swap — and the process that builds it
+// logs the build's progress at the same interval.
 //
 // # Pause and resume
 //

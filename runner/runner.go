@@ -140,6 +140,8 @@ type proc struct {
 	lag, countedAt   int64
 	moved, movedFrom int64
 	lastPos, handled int64
+	// build is what the sampler saw of its rebuild (see rebuild.go).
+	build buildSample
 }
 
 // New returns a runner of the given processors, which must have distinct

@@ -73,6 +73,9 @@ type ProcessorStatus struct {
 	// oldest of them first failed (0 when none is); in JSON, in seconds.
 	Parked          int           `json:"parked"`
 	OldestParkedAge time.Duration `json:"-"`
+	// Rebuild is the progress of the new version a versioned projector
+	// builds beside the active one; nil (null) when none is being built.
+	Rebuild *RebuildStatus `json:"rebuild"`
 }
 
 // MarshalJSON encodes s with its LastError as a string.
@@ -186,6 +189,7 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 			s.LastError = pr.err
 		}
 	}
+	s.Rebuild = r.rebuildOf(pr)
 	return s
 }
 
@@ -260,6 +264,7 @@ func (r *Runner) sample(ctx context.Context, log *slog.Logger) {
 		for i, pr := range r.procs {
 			ps := statusNow(counted, i, pr)
 			pr.rate = pr.sampleRate(now, ps.Position)
+			r.sampleRebuild(ctx, log, pr, ps.Name, now)
 			s := r.statusOf(pr, ps)
 			wasLive := pr.reportedLive
 			pr.reportedLive = s.State == Live

@@ -138,6 +138,13 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 	}
 }
 
+// CrashEnv returns the environment that makes [CrashChild] open the
+// database of the given kind at dsn: for a crash test that starts its
+// children itself with [StartChild] (to kill one at a moment it chooses).
+func CrashEnv(kind, dsn string) []string {
+	return []string{envCrashKind + "=" + kind, envCrashDSN + "=" + dsn}
+}
+
 // CrashChild is the child's side of [KillRepeatedly], called first in
 // TestHelperProcess: it opens the database the parent named with open
 // (internal/testdb's Open), failing t if that fails, and returns it. When

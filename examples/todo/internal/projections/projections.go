@@ -15,6 +15,14 @@
 // serve: dates are stored rendered ("2017-06-13 00:00:00 UTC"), and each row
 // keeps the global position of the event that put it there, which orders
 // the lists.
+//
+// The projectors are versioned (see package projector): each version's
+// tables are named after it (outstanding_todos_v1), the queries read views
+// named like the projectors (outstanding_todos) that point at the active
+// version, and a new version — a change of a projector's tables or
+// handlers, which must come with a raise of its version constant — or a
+// rebuild of the current one is built beside the active version and
+// swapped in once it has caught up, while the lists keep being served.
 package projections
 
 import (
@@ -32,11 +40,21 @@ import (
 )
 
 // The projectors' names: they identify their saved positions, so they never
-// change. Each projector's main table has the same name.
+// change. Each projector's main table (the view the queries read) has the
+// same name.
 const (
 	OutstandingName = "outstanding_todos"
 	ScheduledName   = "scheduled_todos"
 	CompletedName   = "completed_todos"
+)
+
+// The projectors' versions. Raise a projector's version whenever its tables
+// or its handlers change: the new version is then built beside the one
+// that serves, and swapped in once it has caught up.
+const (
+	OutstandingVersion = 1
+	ScheduledVersion   = 1
+	CompletedVersion   = 1
 )
 
 // incompleteTable is the completed_todos projector's private table of the
@@ -45,24 +63,25 @@ const incompleteTable = "completed_todos_incomplete"
 
 // NewOutstanding returns the projector of the outstanding todos.
 func NewOutstanding(store projector.Store, opts processing.Options) (*projector.Projector, error) {
-	return newList(store, OutstandingName, opts)
+	return newList(store, OutstandingName, OutstandingVersion, opts)
 }
 
 // NewScheduled returns the projector of the scheduled todos. It keeps the
 // same rows as the outstanding one, in its own table: the scheduled query
 // picks those with a due date.
 func NewScheduled(store projector.Store, opts processing.Options) (*projector.Projector, error) {
-	return newList(store, ScheduledName, opts)
+	return newList(store, ScheduledName, ScheduledVersion, opts)
 }
 
 // newList returns a projector that keeps the outstanding todos in the table
-// named like it.
-func newList(store projector.Store, table string, opts processing.Options) (*projector.Projector, error) {
-	p, err := projector.New(store, table, projector.Options{
+// named like it (the view of its active version's).
+func newList(store projector.Store, name string, version int, opts processing.Options) (*projector.Projector, error) {
+	p, err := projector.New(store, name, projector.Options{
 		Processing: opts,
-		Tables:     []string{table},
+		Version:    version,
+		Tables:     []string{name},
 		Setup: func(ctx context.Context, tx *gorm.DB) error {
-			return createTable(tx, table, "added_position")
+			return createTable(tx, projector.Table(ctx, name), "added_position")
 		},
 	})
 	if err != nil {
@@ -75,16 +94,16 @@ func newList(store projector.Store, table string, opts processing.Options) (*pro
 				return err
 			}
 			row["added_position"] = e.Position
-			return tx.Table(table).Create(row).Error
+			return tx.Table(projector.Table(ctx, name)).Create(row).Error
 		}),
 		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Amended) error {
-			return amend(tx, table, e, d)
+			return amend(tx, projector.Table(ctx, name), e, d)
 		}),
 		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Completed) error {
-			return remove(tx, table, e)
+			return remove(tx, projector.Table(ctx, name), e)
 		}),
 		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Abandoned) error {
-			return remove(tx, table, e)
+			return remove(tx, projector.Table(ctx, name), e)
 		}),
 	); err != nil {
 		return nil, err
@@ -96,12 +115,13 @@ func newList(store projector.Store, table string, opts processing.Options) (*pro
 func NewCompleted(store projector.Store, opts processing.Options) (*projector.Projector, error) {
 	p, err := projector.New(store, CompletedName, projector.Options{
 		Processing: opts,
+		Version:    CompletedVersion,
 		Tables:     []string{CompletedName, incompleteTable},
 		Setup: func(ctx context.Context, tx *gorm.DB) error {
-			if err := createTable(tx, incompleteTable, ""); err != nil {
+			if err := createTable(tx, projector.Table(ctx, incompleteTable), ""); err != nil {
 				return err
 			}
-			return createTable(tx, CompletedName, "completed_position", "completed_on text NOT NULL")
+			return createTable(tx, projector.Table(ctx, CompletedName), "completed_position", "completed_on text NOT NULL")
 		},
 	})
 	if err != nil {
@@ -113,13 +133,13 @@ func NewCompleted(store projector.Store, opts processing.Options) (*projector.Pr
 			if err != nil {
 				return err
 			}
-			return tx.Table(incompleteTable).Create(row).Error
+			return tx.Table(projector.Table(ctx, incompleteTable)).Create(row).Error
 		}),
 		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Amended) error {
-			return amend(tx, incompleteTable, e, d)
+			return amend(tx, projector.Table(ctx, incompleteTable), e, d)
 		}),
 		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, _ todo.Abandoned) error {
-			return remove(tx, incompleteTable, e)
+			return remove(tx, projector.Table(ctx, incompleteTable), e)
 		}),
 		projector.On(p, func(ctx context.Context, tx *gorm.DB, e event.Event, d todo.Completed) error {
 			completedOn, err := renderDate(todo.Text(d.CompletedOn))
@@ -127,13 +147,14 @@ func NewCompleted(store projector.Store, opts processing.Options) (*projector.Pr
 				return err
 			}
 			// Move the row, with its latest values, into the completed table.
-			err = tx.Exec(`INSERT INTO `+CompletedName+` (todo_id, completed_position, title, description, due_date, stakeholder_email, completed_on)
-			SELECT todo_id, ?, title, description, due_date, stakeholder_email, ? FROM `+incompleteTable+` WHERE todo_id = ?`,
+			incomplete := projector.Table(ctx, incompleteTable)
+			err = tx.Exec(`INSERT INTO `+projector.Table(ctx, CompletedName)+` (todo_id, completed_position, title, description, due_date, stakeholder_email, completed_on)
+			SELECT todo_id, ?, title, description, due_date, stakeholder_email, ? FROM `+incomplete+` WHERE todo_id = ?`,
 				e.Position, completedOn, todo.IDFromStream(e.StreamID)).Error
 			if err != nil {
 				return err
 			}
-			return remove(tx, incompleteTable, e)
+			return remove(tx, incomplete, e)
 		}),
 	); err != nil {
 		return nil, err
@@ -141,8 +162,9 @@ func NewCompleted(store projector.Store, opts processing.Options) (*projector.Pr
 	return p, nil
 }
 
-// createTable creates a table of todos, ordered by the position column when
-// there is one, with the extra columns given.
+// createTable creates a table of todos (a version's: its physical name),
+// ordered by the position column when there is one, with the extra columns
+// given.
 func createTable(tx *gorm.DB, table, positionColumn string, extra ...string) error {
 	columns := "todo_id text PRIMARY KEY, title text, description text, due_date text, stakeholder_email text"
 	if positionColumn != "" {
