@@ -101,9 +101,12 @@ func runReset(ctx context.Context, c *cli, args []string) error {
 
 // RebuildLine is the rebuild command's JSON output.
 type RebuildLine struct {
-	Projector string  `json:"projector"`
-	Through   int64   `json:"through"`
-	Seconds   float64 `json:"seconds"`
+	Projector string `json:"projector"`
+	// Through is the position a reset-and-replay rebuild replayed to;
+	// Label the version a zero-downtime rebuild swapped in.
+	Through int64   `json:"through,omitempty"`
+	Label   string  `json:"label,omitempty"`
+	Seconds float64 `json:"seconds"`
 }
 
 // rebuildPoll is how often rebuild reads the projector's position.
@@ -125,6 +128,9 @@ func runRebuild(ctx context.Context, c *cli, args []string) error {
 	}
 	if proc.Kind() != "projector" {
 		return usagef("rebuild %s: it is a %s; only projectors are rebuilt (a reactor would repeat its side effects: use reset)", name, proc.Kind())
+	}
+	if v, ok := asVersioned(proc); ok {
+		return runVersionedRebuild(ctx, c, name, proc, v)
 	}
 	head, err := c.store.Head(ctx)
 	if err != nil {

@@ -188,6 +188,19 @@ func TestAdmin(t *testing.T) {
 				st := jsonLines[statusLine](t, todoAdmin(t, "status", "--json").ok(t))
 				return !slices.ContainsFunc(st, func(s statusLine) bool { return s.Position != head || s.State != "live" })
 			})
+
+			// A versioned projection rebuilds beside the active version
+			// and is swapped in; the lists never change meanwhile.
+			type rebuildLine struct {
+				Projector, Label string
+			}
+			rb := jsonLines[rebuildLine](t, todoAdmin(t, "rebuild", projections.OutstandingName, "--yes", "--json").ok(t))
+			if len(rb) != 1 || rb[0].Projector != projections.OutstandingName || rb[0].Label == "" {
+				t.Errorf("rebuild %s = %+v, want the label of the version swapped in", projections.OutstandingName, rb)
+			}
+			for l, want := range before {
+				waitForList(t, web.url+"todos/"+l, want)
+			}
 		})
 
 		t.Run("cairn runs the commands that need no types", func(t *testing.T) {
