@@ -50,7 +50,7 @@ const PostgresMaxIdleConns = 16
 
 func (d *postgresDialect) schema() []string {
 	t := d.q.t
-	return []string{
+	stmts := []string{
 		`CREATE TABLE IF NOT EXISTS ` + t.events + ` (
 			position bigint ` + d.positionColumn() + ` PRIMARY KEY,
 			event_id uuid NOT NULL,
@@ -66,7 +66,6 @@ func (d *postgresDialect) schema() []string {
 			CONSTRAINT ` + t.events + `_event_id_key UNIQUE (event_id),
 			CONSTRAINT ` + t.events + `_stream_version_key UNIQUE (stream_id, version)
 		)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.events + `_type_position_idx ON ` + t.events + ` (type, position)`,
 		`CREATE TABLE IF NOT EXISTS ` + t.streams + ` (
 			stream_id text PRIMARY KEY,
 			version bigint NOT NULL,
@@ -86,6 +85,16 @@ func (d *postgresDialect) schema() []string {
 		projectionVersionsTable(t),
 		projectionVersionsIndex(t),
 	}
+	if d.typeIndex {
+		stmts = append(stmts, typeIndexSchema(t))
+	}
+	return stmts
+}
+
+// typeIndexSchema is the index of Options.TypeIndex, the same on both
+// databases.
+func typeIndexSchema(t tables) string {
+	return `CREATE INDEX IF NOT EXISTS ` + t.events + `_type_position_idx ON ` + t.events + ` (type, position)`
 }
 
 // pgKeys are the names a store uses on a PostgreSQL database, namespaced by

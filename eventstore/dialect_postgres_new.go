@@ -17,6 +17,7 @@ type postgresDialect struct {
 	// (streamStates also of write).
 	insertDirect string
 	streamStates string
+	typeIndex    bool // Options.TypeIndex
 	// ordering is the store's; lockSQL (the lock a write takes right
 	// before its insert) and insertPlanned (write's insert) depend on it
 	// (see dialect_postgres_xid.go).
@@ -46,6 +47,7 @@ func newPostgresDialect(db *sql.DB, t tables, opts Options) *postgresDialect {
 		insertDirect:  insertDirectSQL(t, opts.Ordering),
 		streamStates:  streamStatesSQL(t),
 		ordering:      opts.Ordering,
+		typeIndex:     opts.TypeIndex,
 		lockSQL:       "SELECT pg_advisory_xact_lock($1)",
 		insertPlanned: insertPlannedSQL(t, opts.Ordering),
 	}

@@ -19,6 +19,7 @@ type sqliteDialect struct {
 	now func() time.Time // the store's clock
 	// insertChecked is the statement of writeDirect.
 	insertChecked string
+	typeIndex     bool // Options.TypeIndex
 }
 
 // sqliteNowMillis is SQLite's clock in milliseconds since the Unix epoch.
@@ -34,6 +35,7 @@ func newSQLiteDialect(db *sql.DB, t tables, opts Options) *sqliteDialect {
 		q:             q,
 		now:           opts.Now,
 		insertChecked: insertCheckedSQL(t),
+		typeIndex:     opts.TypeIndex,
 	}
 }
 
@@ -42,7 +44,7 @@ func (*sqliteDialect) timeArg(t time.Time) any { return t.UnixMicro() }
 
 func (d *sqliteDialect) schema() []string {
 	t := d.q.t
-	return []string{
+	stmts := []string{
 		`CREATE TABLE IF NOT EXISTS ` + t.events + ` (
 			position INTEGER PRIMARY KEY AUTOINCREMENT,
 			event_id BLOB NOT NULL UNIQUE,
@@ -57,7 +59,6 @@ func (d *sqliteDialect) schema() []string {
 			recorded_at INTEGER NOT NULL,
 			UNIQUE (stream_id, version)
 		)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.events + `_type_position_idx ON ` + t.events + ` (type, position)`,
 		`CREATE TABLE IF NOT EXISTS ` + t.streams + ` (
 			stream_id TEXT PRIMARY KEY,
 			version INTEGER NOT NULL,
@@ -76,6 +77,10 @@ func (d *sqliteDialect) schema() []string {
 		projectionVersionsTable(t),
 		projectionVersionsIndex(t),
 	}
+	if d.typeIndex {
+		stmts = append(stmts, typeIndexSchema(t))
+	}
+	return stmts
 }
 
 // sqliteContext: the SQLite driver watches a cancellable context with a

@@ -1,6 +1,7 @@
 package eventstore_test
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -78,4 +79,54 @@ func TestOptionsRejected(t *testing.T) {
 	if _, err := eventstore.New(db.Gorm, nil, eventstore.Options{}); err == nil {
 		t.Errorf("New(nil registry) = nil error, want an error")
 	}
+}
+
+// The default event IDs are time-ordered (UUID version 7): each append's
+// IDs sort after the previous append's, so their index grows at its end.
+func TestDefaultEventIDsAreTimeOrdered(t *testing.T) {
+	t.Parallel()
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		t.Parallel()
+		_, s := setup(t, kind, eventstore.Options{})
+		var prev []byte
+		for i := range 20 {
+			evs := testkit.MustAppend(t, s, "ids", event.Exact(int64(2*i)), []any{testkit.Noted{}, testkit.Noted{}})
+			for _, e := range evs {
+				if v := e.ID.Version(); v != 7 {
+					t.Fatalf("event %d: ID %s is of version %d, want 7", e.Position, e.ID, v)
+				}
+				if prev != nil && bytes.Compare(prev, e.ID[:]) >= 0 {
+					t.Fatalf("event %d: ID %s does not sort after the previous event's %x", e.Position, e.ID, prev)
+				}
+				prev = append(prev[:0], e.ID[:]...)
+			}
+		}
+	})
+}
+
+// Options.TypeIndex adds the (type, position) index at Migrate; without it
+// there is none, and type-filtered reads still find every event of their
+// types.
+func TestTypeIndexOption(t *testing.T) {
+	t.Parallel()
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		t.Parallel()
+		db := testdb.New(t, kind)
+		ctx := t.Context()
+		plain := testkit.MigratedStore(t, db.Gorm, testkit.NewRegistry(), eventstore.Options{TablePrefix: "plain_"})
+		indexed := testkit.MigratedStore(t, db.Gorm, testkit.NewRegistry(), eventstore.Options{TablePrefix: "indexed_", TypeIndex: true})
+		if db.Gorm.Migrator().HasIndex("plain_events", "plain_events_type_position_idx") {
+			t.Errorf("a store migrated without TypeIndex has the type index")
+		}
+		if !db.Gorm.Migrator().HasIndex("indexed_events", "indexed_events_type_position_idx") {
+			t.Errorf("a store migrated with TypeIndex has no type index")
+		}
+		for _, s := range []*eventstore.Store{plain, indexed} {
+			testkit.MustAppend(t, s, "a", event.NoStream, []any{testkit.Noted{Text: "1"}, testkit.Opened{}, testkit.Noted{Text: "2"}})
+			got := testkit.MustCollect(t, "ReadAll", s.ReadAll(ctx, 0, 0, testkit.TypeNoted))
+			if len(got) != 2 || got[0].Position != 1 || got[1].Position != 3 {
+				t.Errorf("ReadAll of type noted = %v, want the events at 1 and 3", got)
+			}
+		}
+	})
 }

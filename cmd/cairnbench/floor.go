@@ -148,7 +148,11 @@ func (f *floor) insertArgs(stream string, first int64, evs []payload) ([]any, er
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, f.d.eventID(uuid.New()), stream, first+int64(i), payloadType, 1, data, meta, now)
+		id, err := uuid.NewV7() // as Cairn's store makes them
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, f.d.eventID(id), stream, first+int64(i), payloadType, 1, data, meta, now)
 	}
 	return args, nil
 }

@@ -135,9 +135,9 @@ func allWorkloads() []workload {
 	readAll := storeWorkload("R2", "read all events in global order", readAllEvents)
 	readAll.heap = true
 	return []workload{
-		storeWorkload("W1", "1 writer, 1 event/append", appendOne),
-		storeWorkload("W2", "1 writer, batches of 100 events", appendBatches),
-		storeWorkload("W3", "8 writers, 1 event/append, own streams", appendConcurrent),
+		measuringWritten(storeWorkload("W1", "1 writer, 1 event/append", appendOne), func(sz sizes) int { return sz.w1Appends }),
+		measuringWritten(storeWorkload("W2", "1 writer, batches of 100 events", appendBatches), func(sz sizes) int { return sz.w2Batches * sz.w2BatchSize }),
+		measuringWritten(storeWorkload("W3", "8 writers, 1 event/append, own streams", appendConcurrent), func(sz sizes) int { return sz.w3Writers * sz.w3Appends }),
 		contended,
 		storeWorkload("R1", "read a 1,000-event stream", readOneStream),
 		readAll,
