@@ -228,12 +228,17 @@ func (st *scaleStore) fillTo(ctx context.Context, n int, log io.Writer) error {
 
 // scaleRow is what one size measured on one target.
 type scaleRow struct {
-	events                  int
-	w1Median, w1P99         time.Duration
-	w3Median, w3P99         time.Duration
-	r1                      float64 // events/s
-	rare                    float64 // events/s of the rare-type read
-	rareTime                time.Duration
+	events          int
+	w1Median, w1P99 time.Duration
+	w3Median, w3P99 time.Duration
+	r1              float64 // events/s
+	rare            float64 // events/s of the rare-type read
+	rareTime        time.Duration
+	// The same read with the type index (eventstore.Options.TypeIndex),
+	// built for it and dropped after it, and how long building it took.
+	rareIndexed             float64
+	rareIndexedTime         time.Duration
+	indexBuild              time.Duration
 	catchUp                 float64 // events/s
 	loadPlain, loadSnapshot float64 // loads/s
 	bytesPerEvent           float64
@@ -308,30 +313,25 @@ func (st *scaleStore) measure(ctx context.Context, rng *rand.Rand) (scaleRow, er
 	}
 	row.r1 = smp.value
 
-	// The rare type, read across the whole store in pages of 1,000.
-	rareName := st.types[len(st.types)-1].name
+	// The rare type, read across the whole store in pages of 1,000:
+	// without the type index (the store's default), then with it.
+	if row.rareTime, err = st.readRare(ctx); err != nil {
+		return row, err
+	}
+	row.rare = float64(st.rare) / row.rareTime.Seconds()
+	index := "cairn_events_type_position_idx"
 	start := time.Now()
-	got := 0
-	var after int64
-	for {
-		page := 0
-		for e, err := range st.s.ReadAll(ctx, after, minimalPage, rareName) {
-			if err != nil {
-				return row, err
-			}
-			after = e.Position
-			page++
-		}
-		got += page
-		if page < minimalPage {
-			break
-		}
+	if _, err := st.db.sql.ExecContext(ctx, "CREATE INDEX "+index+" ON cairn_events (type, position)"); err != nil {
+		return row, fmt.Errorf("create the type index: %w", err)
 	}
-	row.rareTime = time.Since(start)
-	if got != st.rare {
-		return row, fmt.Errorf("read %d events of the rare type, want %d", got, st.rare)
+	row.indexBuild = time.Since(start)
+	if row.rareIndexedTime, err = st.readRare(ctx); err != nil {
+		return row, err
 	}
-	row.rare = float64(got) / row.rareTime.Seconds()
+	row.rareIndexed = float64(st.rare) / row.rareIndexedTime.Seconds()
+	if _, err := st.db.sql.ExecContext(ctx, "DROP INDEX "+index); err != nil {
+		return row, fmt.Errorf("drop the type index: %w", err)
+	}
 
 	if row.catchUp, err = st.catchUp(ctx); err != nil {
 		return row, err
@@ -367,6 +367,34 @@ func (st *scaleStore) measure(ctx context.Context, rng *rand.Rand) (scaleRow, er
 	}
 	row.bytesPerEvent = float64(size) / float64(st.filled)
 	return row, nil
+}
+
+// readRare reads every event of the rare type in pages of 1,000 and
+// returns how long that took.
+func (st *scaleStore) readRare(ctx context.Context) (time.Duration, error) {
+	rareName := st.types[len(st.types)-1].name
+	start := time.Now()
+	got := 0
+	var after int64
+	for {
+		page := 0
+		for e, err := range st.s.ReadAll(ctx, after, minimalPage, rareName) {
+			if err != nil {
+				return 0, err
+			}
+			after = e.Position
+			page++
+		}
+		got += page
+		if page < minimalPage {
+			break
+		}
+	}
+	took := time.Since(start)
+	if got != st.rare {
+		return 0, fmt.Errorf("read %d events of the rare type, want %d", got, st.rare)
+	}
+	return took, nil
 }
 
 // appendOne appends the g-th payload to fill stream k and returns how long
@@ -504,6 +532,10 @@ func writeScaleReport(w io.Writer, about []string, results []scaleResult) error 
 		{"rare type (0.1%) read across the store: ms (events/s)", func(r scaleRow) string {
 			return ms(r.rareTime) + " (" + formatValue(r.rare) + ")"
 		}},
+		{"the same with the type index (Options.TypeIndex): ms (events/s)", func(r scaleRow) string {
+			return ms(r.rareIndexedTime) + " (" + formatValue(r.rareIndexed) + ")"
+		}},
+		{"building the type index: ms", func(r scaleRow) string { return ms(r.indexBuild) }},
 		{fmt.Sprintf("projector catch-up over the newest %d events, events/s", scaleCatchUp), func(r scaleRow) string { return formatValue(r.catchUp) }},
 		{"aggregate load, 1,000 events, loads/s", func(r scaleRow) string { return formatValue(r.loadPlain) }},
 		{"aggregate load from a snapshot, loads/s", func(r scaleRow) string { return formatValue(r.loadSnapshot) }},
