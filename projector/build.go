@@ -72,6 +72,10 @@ type build struct {
 	running bool
 	stop    context.CancelCauseFunc
 	err     error // the run's failure
+	// retry: a rebuild was asked for while the run was still ending (its
+	// processor already reported the failure): the failure it ends with
+	// is not kept, so the build resumes.
+	retry bool
 }
 
 // newBuild returns the build of v, with a processor whose handlers are

@@ -31,8 +31,12 @@ func (p *Projector) Rebuild(ctx context.Context) error {
 		return fmt.Errorf("projector: rebuild %s: %w", p.Name(), err)
 	}
 	p.ver.mu.Lock()
-	if b := p.ver.build; b != nil && !b.running {
-		b.err = nil
+	if b := p.ver.build; b != nil {
+		if b.running {
+			b.retry = true
+		} else {
+			b.err = nil
+		}
 	}
 	p.ver.mu.Unlock()
 	p.ver.wakeUp()

@@ -262,7 +262,12 @@ func (p *Projector) ended(e runEnd) {
 		return
 	}
 	e.b.running, e.b.stop = false, nil
+	retry := e.b.retry
+	e.b.retry = false
 	switch {
+	case e.err != nil && retry:
+		v.log.Error("projector build failed; resuming it, as a rebuild was asked for", "label", e.b.label, "error", e.err)
+		v.wakeUp()
 	case e.err != nil:
 		e.b.err = e.err
 		v.log.Error("projector build failed; it resumes when the process restarts or a rebuild is asked for", "label", e.b.label, "error", e.err)
