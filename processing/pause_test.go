@@ -81,7 +81,9 @@ func TestPauseInterruptsBatch(t *testing.T) {
 		head := testkit.Fill(t, s, 3000, 20, 100)
 		p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{
 			Processing: processing.Options{BatchSize: 200, ErrorHandler: processing.NoRetry{}},
-			BatchDelay: 20 * time.Millisecond,
+			// 15 batches of 50 ms: the pause has most of 0.75 s to land
+			// mid-run even on a busy machine.
+			BatchDelay: 50 * time.Millisecond,
 		})
 		testkit.RunInBackground(t, p)
 		testkit.WaitFor(t, p, head/4)
