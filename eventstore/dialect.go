@@ -70,6 +70,11 @@ type queries struct {
 	readEvent    string
 	readForward  string
 	readBackward string
+	// readForwardMarked and readBackwardMarked are the same pages with one
+	// more row, when the stream is deleted: a tombstone row whose event
+	// columns are NULL (see readStreamPage).
+	readForwardMarked  string
+	readBackwardMarked string
 	readAll      string
 	// below, when set, is a condition that every read of the global order
 	// adds ("AND position < …"): the horizon of OrderingXID.
@@ -120,6 +125,10 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		" ORDER BY version LIMIT " + p(3)
 	q.readBackward = "SELECT " + eventColumns + " FROM " + t.events + " WHERE stream_id = " + p(1) + " AND version <= " + p(2) +
 		" ORDER BY version DESC LIMIT " + p(3)
+	tombstone := " UNION ALL SELECT 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM " + t.streams +
+		" WHERE stream_id = " + p(1) + " AND deleted = " + deleted
+	q.readForwardMarked = "SELECT " + eventColumns + " FROM (" + q.readForward + ") p" + tombstone
+	q.readBackwardMarked = "SELECT " + eventColumns + " FROM (" + q.readBackward + ") p" + tombstone
 	q.setBelow("")
 	q.streamState = "SELECT (SELECT version FROM " + t.events + " WHERE stream_id = " + p(1) + " ORDER BY version DESC LIMIT 1), " +
 		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = " + p(1) + " AND deleted = " + deleted + ")"

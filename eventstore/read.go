@@ -100,14 +100,14 @@ func (s *Store) readStream(ctx context.Context, streamID string, from int64, lim
 		if backward && next == 0 {
 			next = 1<<63 - 1
 		}
-		q := s.q.readForward
+		q := s.q.readForwardMarked
 		if backward {
-			q = s.q.readBackward
+			q = s.q.readBackwardMarked
 		}
 		sent := 0
 		for {
 			want, fetch := pageSize(s.opts.PageSize, limit, sent)
-			page, err := s.readPage(ctx, q, []any{streamID, next, fetch})
+			page, deleted, err := s.readStreamPage(ctx, q, []any{streamID, next, fetch}, backward)
 			more := len(page) > want
 			if more {
 				page = page[:want]
@@ -123,8 +123,8 @@ func (s *Store) readStream(ctx context.Context, streamID string, from int64, lim
 					return
 				}
 			}
-			if err == nil && sent == 0 {
-				err = s.missing(ctx, streamID, nil)
+			if err == nil && sent == 0 && deleted {
+				err = event.ErrStreamDeleted
 			}
 			if err != nil {
 				fail(err)
@@ -294,10 +294,18 @@ func (s *Store) scanEvent(rows *sql.Rows) (event.Event, error) {
 		return event.Event{}, err
 	}
 	e.RecordedAt = recorded.t
+	if err := s.decodeInto(&e, schema, data, meta); err != nil {
+		return event.Event{}, err
+	}
+	return e, nil
+}
+
+// decodeInto decodes a scanned event's metadata and data into e.
+func (s *Store) decodeInto(e *event.Event, schema int, data, meta []byte) error {
 	if len(meta) > 0 {
 		var err error
 		if e.Metadata, err = decodeMetadata(meta); err != nil {
-			return event.Event{}, &event.DecodeError{Type: e.Type, SchemaVersion: schema, Position: e.Position,
+			return &event.DecodeError{Type: e.Type, SchemaVersion: schema, Position: e.Position,
 				StreamID: e.StreamID, Version: e.Version, Err: fmt.Errorf("metadata: %w", err)}
 		}
 	}
@@ -306,12 +314,12 @@ func (s *Store) scanEvent(rows *sql.Rows) (event.Event, error) {
 		var de *event.DecodeError
 		if errors.As(err, &de) {
 			de.Position, de.StreamID, de.Version = e.Position, e.StreamID, e.Version
-			return event.Event{}, de
+			return de
 		}
-		return event.Event{}, err
+		return err
 	}
 	e.Data = v
-	return e, nil
+	return nil
 }
 
 // timeValue scans a recorded_at column: a timestamptz on PostgreSQL, Unix

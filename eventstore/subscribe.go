@@ -160,6 +160,9 @@ func (s *Store) readBatch(ctx context.Context, f event.StreamFilter, after int64
 			return event.Batch{}, fail(op, "", "", err)
 		}
 	}
+	if s.hz == nil {
+		return s.readBatchWithHead(ctx, f, after, limit, types)
+	}
 	head, err := s.Head(ctx)
 	if err != nil {
 		return event.Batch{}, fail(op, "", "", err)
