@@ -75,7 +75,7 @@ type queries struct {
 	// columns are NULL (see readStreamPage).
 	readForwardMarked  string
 	readBackwardMarked string
-	readAll      string
+	readAll            string
 	// below, when set, is a condition that every read of the global order
 	// adds ("AND position < …"): the horizon of OrderingXID.
 	below string
