@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/mattn/go-sqlite3"
 )
 
 // sqliteDialect is a store's SQLite dialect.
@@ -17,9 +20,16 @@ type sqliteDialect struct {
 	db  *sql.DB
 	q   queries
 	now func() time.Time // the store's clock
-	// insertChecked is the statement of writeDirect.
+	// insertChecked is the statement of writeDirect on a database without
+	// the append trigger; insertGuarded its statement where the trigger
+	// makes the checks (see appendTriggerSchema).
 	insertChecked string
-	typeIndex     bool // Options.TypeIndex
+	insertGuarded string
+	// guarded caches whether the database has the append trigger: 0
+	// unknown (read at the next direct write), 1 yes, 2 no. Migrate
+	// resets it.
+	guarded   atomic.Int32
+	typeIndex bool // Options.TypeIndex
 }
 
 // sqliteNowMillis is SQLite's clock in milliseconds since the Unix epoch.
@@ -35,6 +45,7 @@ func newSQLiteDialect(db *sql.DB, t tables, opts Options) *sqliteDialect {
 		q:             q,
 		now:           opts.Now,
 		insertChecked: insertCheckedSQL(t),
+		insertGuarded: insertGuardedSQL(t),
 		typeIndex:     opts.TypeIndex,
 	}
 }
@@ -76,6 +87,7 @@ func (d *sqliteDialect) schema() []string {
 		parkedIndexSchema(t),
 		projectionVersionsTable(t),
 		projectionVersionsIndex(t),
+		appendTriggerSchema(t),
 	}
 	if d.typeIndex {
 		stmts = append(stmts, typeIndexSchema(t))
@@ -149,6 +161,7 @@ func (d *sqliteDialect) migrate(ctx context.Context, stmts []string) error {
 			return err
 		}
 	}
+	defer d.guarded.Store(0) // the schema may have changed: read it again
 	return tx.commit(ctx)
 }
 
@@ -351,10 +364,31 @@ func (d *sqliteDialect) writeDirect(ctx context.Context, live []*request) error 
 	if r.metaJSON != nil {
 		meta = r.metaJSON
 	}
-	res, err := d.db.ExecContext(ctx, d.insertChecked,
-		ev.id[:], r.stream, ev.version, ev.typ, ev.schema, ev.data, meta, r.causation, r.correlation, now.UnixMicro(), current)
+	args := []any{ev.id[:], r.stream, ev.version, ev.typ, ev.schema, ev.data, meta, r.causation, r.correlation, now.UnixMicro(), current}
+	guarded, err := d.isGuarded(ctx)
 	if err != nil {
 		return err
+	}
+	query := d.insertChecked
+	if guarded {
+		query, args = d.insertGuarded, args[:10]
+	}
+	res, err := d.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		if !guarded || !isConstraintError(err) {
+			return err
+		}
+		// The trigger or the (stream_id, version) key refused the event:
+		// say why, from the stream's state.
+		st, serr := streamStateOf(ctx, d.db, &d.q, r.stream)
+		if serr != nil {
+			return serr
+		}
+		if !st.deleted && st.version == current {
+			return err // not the stream's version: report the refusal as it is
+		}
+		rejected(r, st)
+		return nil
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -373,6 +407,60 @@ func (d *sqliteDialect) writeDirect(ctx context.Context, live []*request) error 
 	}
 	finishAccepted(writePlan{rows: []*pendingRow{{req: r, ev: ev}}, now: now})
 	return nil
+}
+
+// isGuarded reports whether the database has the append trigger, reading
+// the schema once after each Migrate (a database migrated by an older
+// Cairn has none until it is migrated again).
+func (d *sqliteDialect) isGuarded(ctx context.Context) (bool, error) {
+	switch d.guarded.Load() {
+	case 1:
+		return true, nil
+	case 2:
+		return false, nil
+	}
+	var n int
+	err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1 AND tbl_name = ?2",
+		d.q.t.events+"_append_check", d.q.t.events).Scan(&n)
+	if err != nil {
+		return false, err
+	}
+	if n > 0 {
+		d.guarded.Store(1)
+		return true, nil
+	}
+	d.guarded.Store(2)
+	return false, nil
+}
+
+// isConstraintError reports a SQLite constraint failure: a unique key or
+// the append trigger.
+func isConstraintError(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint
+}
+
+// appendTriggerSchema is the SQLite trigger that checks every event
+// inserted: its stream is not deleted, and the version before it is
+// stored (the (stream_id, version) key refuses a version stored already).
+// With it a single append is a plain INSERT: checking in the INSERT's own
+// SELECT makes SQLite materialize the SELECT, which cost a third of the
+// append's CPU (38 against 27 µs in a benchmark of the statements alone).
+// Batch writes check the streams first anyway; for them the trigger is a
+// second guard, at ~0.5 µs an event.
+func appendTriggerSchema(t tables) string {
+	return `CREATE TRIGGER IF NOT EXISTS ` + t.events + `_append_check BEFORE INSERT ON ` + t.events +
+		` WHEN (NEW.version > 1 AND NOT EXISTS (SELECT 1 FROM ` + t.events + ` WHERE stream_id = NEW.stream_id AND version = NEW.version - 1))` +
+		` OR EXISTS (SELECT 1 FROM ` + t.streams + ` WHERE stream_id = NEW.stream_id AND deleted = 1)` +
+		` BEGIN SELECT RAISE(ABORT, 'cairn: event out of its stream''s sequence, or its stream is deleted'); END`
+}
+
+// insertGuardedSQL is the statement of writeDirect on a database with the
+// append trigger: parameters 1-10 are the event's columns.
+func insertGuardedSQL(t tables) string {
+	return "INSERT INTO " + t.events +
+		" (event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)" +
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 }
 
 // insertCheckedSQL is the statement of writeDirect: parameters 1-10 are

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
+	"time"
 )
 
 // extraWritten is the key of the append workloads' bytes written per
@@ -38,18 +40,36 @@ func written(ctx context.Context, db *database) (int64, error) {
 	return 0, fmt.Errorf("/proc/self/io has no wchar line")
 }
 
+// extraCPU is the key of the append workloads' CPU time per event, in
+// microseconds: this process's (user and system), which on SQLite is the
+// whole work and on PostgreSQL the client's part. Like extraWritten, a busy
+// machine blurs it much less than a rate.
+const extraCPU = "cpu"
+
+// processCPU returns the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // withWritten wraps an append workload's side so that its sample reports
-// the bytes written per event, over the n events its driver appends.
+// the bytes written and the CPU time used per event, over the n events its
+// driver appends.
 func withWritten(m measureFunc, n func(sizes) int) measureFunc {
 	return func(ctx context.Context, db *database, sz sizes) (sample, error) {
 		before, err := written(ctx, db)
 		if err != nil {
 			return sample{}, fmt.Errorf("bytes written: %w", err)
 		}
+		cpu := processCPU()
 		s, err := m(ctx, db, sz)
 		if err != nil {
 			return s, err
 		}
+		cpu = processCPU() - cpu
 		after, err := written(ctx, db)
 		if err != nil {
 			return sample{}, fmt.Errorf("bytes written: %w", err)
@@ -58,6 +78,7 @@ func withWritten(m measureFunc, n func(sizes) int) measureFunc {
 			s.extras = map[string]float64{}
 		}
 		s.extras[extraWritten] = float64(after-before) / float64(n(sz))
+		s.extras[extraCPU] = float64(cpu.Microseconds()) / float64(n(sz))
 		return s, nil
 	}
 }
@@ -67,12 +88,17 @@ var writtenExtra = extra{key: extraWritten, label: "written", costRatio: true, f
 	return strconv.FormatFloat(v, 'f', 0, 64) + " B/event"
 }}
 
+// cpuExtra is the notes' entry for extraCPU.
+var cpuExtra = extra{key: extraCPU, label: "CPU of this process", costRatio: true, format: func(v float64) string {
+	return strconv.FormatFloat(v, 'f', 1, 64) + " µs/event"
+}}
+
 // measuringWritten makes w, an append workload of n events, report the
-// bytes written per event on every side.
+// bytes written and the CPU time per event on every side.
 func measuringWritten(w workload, n func(sizes) int) workload {
 	w.cairn = withWritten(w.cairn, n)
 	w.floor = withWritten(w.floor, n)
 	w.schemaFloor = withWritten(w.schemaFloor, n)
-	w.extras = append(w.extras, writtenExtra)
+	w.extras = append(w.extras, writtenExtra, cpuExtra)
 	return w
 }
