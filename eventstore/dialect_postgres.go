@@ -389,6 +389,31 @@ func queueBegin(b *pgx.Batch, timeout time.Duration) {
 		strconv.FormatInt(timeout.Milliseconds(), 10)+"ms")
 }
 
+// sendWrite sends b, a pipeline queued by queueBeginLocked, one
+// statement whose results read reads, and queueCommit, on c, and reads
+// its results. A failure rolls the transaction back and is translated by
+// pgError.
+func (d *postgresDialect) sendWrite(ctx context.Context, c *pgx.Conn, b *pgx.Batch, read func(pgx.BatchResults) error) error {
+	err := func() error {
+		br := c.SendBatch(ctx, b)
+		defer br.Close()
+		for range 2 { // BEGIN; the timeouts and the lock
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := read(br); err != nil {
+			return err
+		}
+		return d.readCommit(br)
+	}()
+	if err != nil {
+		rollback(c)
+		return pgError(err)
+	}
+	return nil
+}
+
 // queueBeginLocked queues the start of a write transaction that takes the
 // ordering lock at once: BEGIN, then one statement that sets what
 // queueBegin sets and then takes the lock (PostgreSQL evaluates a select
@@ -560,14 +585,7 @@ func (d *postgresDialect) writeDirect(ctx context.Context, live []*request) erro
 			evReq, offsets, ids, types, schemas, datas, metas, causes, corrs, now)
 		d.queueCommit(b, keys.channel)
 		states := make(map[int32]streamState)
-		err := func() error {
-			br := c.SendBatch(ctx, b)
-			defer br.Close()
-			for range 2 {
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
-			}
+		if err := d.sendWrite(ctx, c, b, func(br pgx.BatchResults) error {
 			rows, _ := br.Query()
 			var (
 				pos     *int64
@@ -576,7 +594,7 @@ func (d *postgresDialect) writeDirect(ctx context.Context, live []*request) erro
 				req     *int32
 				gone    *bool
 			)
-			if _, err := pgx.ForEachRow(rows, []any{&pos, &eid, &version, &req, &gone}, func() error {
+			_, err := pgx.ForEachRow(rows, []any{&pos, &eid, &version, &req, &gone}, func() error {
 				switch {
 				case pos != nil && eid.Valid:
 					if ev := byID[eid.Bytes]; ev != nil {
@@ -586,14 +604,10 @@ func (d *postgresDialect) writeDirect(ctx context.Context, live []*request) erro
 					states[*req] = streamState{version: version, deleted: *gone, exists: version > 0 || *gone}
 				}
 				return nil
-			}); err != nil {
-				return err
-			}
-			return d.readCommit(br)
-		}()
-		if err != nil {
-			rollback(c)
-			return pgError(err)
+			})
+			return err
+		}); err != nil {
+			return err
 		}
 		p := writePlan{now: now}
 		for i, r := range live {

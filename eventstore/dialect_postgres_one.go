@@ -83,22 +83,10 @@ func (d *postgresDialect) writeOne(ctx context.Context, r *request) error {
 			pos, version *int64
 			st           streamState
 		)
-		err := func() error {
-			br := c.SendBatch(ctx, b)
-			defer br.Close()
-			for range 2 {
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
-			}
-			if err := br.QueryRow().Scan(&pos, &version, &st.version, &st.deleted); err != nil {
-				return err
-			}
-			return d.readCommit(br)
-		}()
-		if err != nil {
-			rollback(c)
-			return pgError(err)
+		if err := d.sendWrite(ctx, c, b, func(br pgx.BatchResults) error {
+			return br.QueryRow().Scan(&pos, &version, &st.version, &st.deleted)
+		}); err != nil {
+			return err
 		}
 		if pos == nil || version == nil {
 			st.exists = st.version > 0 || st.deleted

@@ -31,13 +31,12 @@ import (
 // NOTIFY is sent by a transaction of its own, right after the write's
 // COMMIT in the same pipeline (the implicit transaction the statements
 // after a COMMIT run in until the pipeline's end), with synchronous_commit
-// off: PostgreSQL
-// serializes the commits of notifying transactions (PreCommit_Notify holds
-// a cluster-wide lock through the commit's WAL flush), which would queue
-// the writers of every process again, one flush each. Measured with
-// pgbench, 8 clients, one INSERT per transaction: ~1,000–1,500
-// transactions/s with pg_notify in the transaction, 2,100–4,500 with it
-// after, 3,600–7,700 without.
+// off: PostgreSQL serializes the commits of notifying transactions
+// (PreCommit_Notify holds a cluster-wide lock through the commit's WAL
+// flush), which would queue the writers of every process again, one flush
+// each. Measured with pgbench, 8 clients, one INSERT per transaction:
+// ~1,000–1,500 transactions/s with pg_notify in the transaction,
+// 2,100–4,500 with it after, 3,600–7,700 without.
 //
 // Reads: every read of the global order keeps to
 //
