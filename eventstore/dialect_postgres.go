@@ -398,6 +398,48 @@ func queueBegin(b *pgx.Batch, timeout time.Duration) {
 		strconv.FormatInt(timeout.Milliseconds(), 10)+"ms")
 }
 
+// sendWrite sends b, a pipeline queued by queueBeginLocked, one
+// statement whose results read reads, and queueCommit, on c, and reads
+// its results. A failure rolls the transaction back and is translated by
+// pgError.
+func (d *postgresDialect) sendWrite(ctx context.Context, c *pgx.Conn, b *pgx.Batch, read func(pgx.BatchResults) error) error {
+	err := func() error {
+		br := c.SendBatch(ctx, b)
+		defer br.Close()
+		for range 2 { // BEGIN; the timeouts and the lock
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := read(br); err != nil {
+			return err
+		}
+		return d.readCommit(br)
+	}()
+	if err != nil {
+		rollback(c)
+		return pgError(err)
+	}
+	return nil
+}
+
+// queueBeginLocked queues the start of a write transaction that takes the
+// ordering lock at once: BEGIN, then one statement that sets what
+// queueBegin sets and then takes the lock (PostgreSQL evaluates a select
+// list in order, so the lock waits under the transaction's lock_timeout).
+func (d *postgresDialect) queueBeginLocked(b *pgx.Batch, lock int64) {
+	b.Queue("BEGIN")
+	b.Queue(d.beginLocked, strconv.FormatInt(d.writeTimeout.Milliseconds(), 10)+"ms", lock)
+}
+
+// beginLockedSQL is the statement of queueBeginLocked with the lock
+// function fn.
+func beginLockedSQL(fn string) string {
+	return "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true), " +
+		"set_config('idle_in_transaction_session_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true), " +
+		fn + "($2)"
+}
+
 // scanStates reads the next result of br, a streamStates query, into
 // states.
 func scanStates(br pgx.BatchResults, states map[string]streamState) error {
@@ -490,13 +532,17 @@ func (*postgresDialect) direct(live []*request) bool {
 	return true
 }
 
-// writeDirect writes the batch in one pipelined round trip: begin, take
-// the ordering lock, insert every event of every append whose stream is at
-// its expected version — the INSERT reads the versions and tombstones
-// itself, under the lock, so no other writer can move them before the
-// commit — notify, read the streams' states (for the appends that were not
-// accepted) and commit.
+// writeDirect writes the batch in one pipelined round trip: begin, set
+// the timeouts and take the ordering lock, insert every event of every
+// append whose stream is at its expected version — the INSERT reads the
+// versions and tombstones itself, under the lock, so no other writer can
+// move them before the commit, and answers the states that rejected the
+// others — notify and commit. A batch of one append of one event goes
+// through writeOne instead.
 func (d *postgresDialect) writeDirect(ctx context.Context, live []*request) error {
+	if single(live) {
+		return d.writeOne(ctx, live[0])
+	}
 	keys, err := d.names.get(ctx)
 	if err != nil {
 		return err
@@ -543,45 +589,43 @@ func (d *postgresDialect) writeDirect(ctx context.Context, live []*request) erro
 
 	return rawPgx(ctx, d.db, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
-		queueBegin(b, d.writeTimeout)
-		b.Queue(d.lockSQL, keys.writeLock)
+		d.queueBeginLocked(b, keys.writeLock)
 		b.Queue(d.insertDirect, reqIdx, reqStreams, kinds, exacts,
 			evReq, offsets, ids, types, schemas, datas, metas, causes, corrs, now)
-		b.Queue(d.streamStates, reqStreams)
 		d.queueCommit(b, keys.channel)
-		states := make(map[string]streamState, nreq)
-		err := func() error {
-			br := c.SendBatch(ctx, b)
-			defer br.Close()
-			for range 3 {
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
-			}
+		states := make(map[int32]streamState)
+		if err := d.sendWrite(ctx, c, b, func(br pgx.BatchResults) error {
 			rows, _ := br.Query()
-			var pos, version int64
-			var eid uuid.UUID
-			if _, err := pgx.ForEachRow(rows, []any{&pos, &eid, &version}, func() error {
-				if ev := byID[eid]; ev != nil {
-					ev.position, ev.version = pos, version
+			var (
+				pos     *int64
+				eid     pgtype.UUID
+				version int64
+				req     *int32
+				gone    *bool
+			)
+			_, err := pgx.ForEachRow(rows, []any{&pos, &eid, &version, &req, &gone}, func() error {
+				switch {
+				case pos != nil && eid.Valid:
+					if ev := byID[eid.Bytes]; ev != nil {
+						ev.position, ev.version = *pos, version
+					}
+				case req != nil && gone != nil:
+					states[*req] = streamState{version: version, deleted: *gone, exists: version > 0 || *gone}
 				}
 				return nil
-			}); err != nil {
-				return err
-			}
-			if err := scanStates(br, states); err != nil {
-				return err
-			}
-			return d.readCommit(br)
-		}()
-		if err != nil {
-			rollback(c)
-			return pgError(err)
+			})
+			return err
+		}); err != nil {
+			return err
 		}
 		p := writePlan{now: now}
-		for _, r := range live {
+		for i, r := range live {
 			if r.events[0].position == 0 {
-				rejected(r, states[r.stream])
+				st, ok := states[int32(i)]
+				if !ok {
+					return fmt.Errorf("insert neither stored nor rejected the append to %q", r.stream)
+				}
+				rejected(r, st)
 				continue
 			}
 			for j := range r.events {
@@ -599,34 +643,44 @@ func (d *postgresDialect) writeDirect(ctx context.Context, live []*request) erro
 // insertDirectSQL is the statement of writeDirect. Parameters: the
 // appends (index, stream, kind as in kindCode, exact version), then the
 // events (append index, offset in the append, ID, type, schema version,
-// data, metadata, causation, correlation), then the recording time.
+// data, metadata, causation, correlation), then the recording time. It
+// answers a row per inserted event (position, ID, version, then NULL and
+// NULL) and one per rejected append (NULL, NULL, the stream's version as
+// the insert found it, 0 when it has none, then the append's index and
+// whether the stream is deleted), so that no query of the streams' states
+// needs to follow it.
 func insertDirectSQL(t tables, o Ordering) string {
-	col, val, ord, alias := positionParts(t, o)
+	col, val, ord, alias := positionParts(t, o, true)
 	return `WITH r AS (
 			SELECT * FROM unnest($1::int[], $2::text[], $3::int[], $4::bigint[]) AS r(req, stream, kind, n)
-		), cur AS (
+		), c AS (
 			SELECT r.req, r.stream, r.kind, r.n,
 				COALESCE((SELECT e.version FROM ` + t.events + ` e WHERE e.stream_id = r.stream
 					ORDER BY e.version DESC LIMIT 1), 0) AS v,
 				EXISTS (SELECT 1 FROM ` + t.streams + ` d WHERE d.stream_id = r.stream AND d.deleted) AS gone
 			FROM r
-		), ok AS MATERIALIZED (
-			SELECT req, stream, v FROM cur
-			WHERE NOT gone AND CASE kind WHEN 1 THEN v = 0 WHEN 2 THEN v > 0 WHEN 3 THEN v = n ELSE true END
+		), cur AS MATERIALIZED (
+			SELECT req, stream, v, gone,
+				NOT gone AND CASE kind WHEN 1 THEN v = 0 WHEN 2 THEN v > 0 WHEN 3 THEN v = n ELSE true END AS accept
+			FROM c
+		), ins AS (
+			INSERT INTO ` + t.events + ` (` + col + `event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)
+			SELECT ` + val + `u.event_id, cur.stream, cur.v + u.off, u.type, u.schema_version, u.data, u.metadata, u.causation_id, u.correlation_id, $14
+			FROM unnest($5::int[], $6::bigint[], $7::uuid[], $8::text[], $9::int[], $10::bytea[], $11::bytea[], $12::text[], $13::text[])` + ord + `
+				AS u(req, off, event_id, type, schema_version, data, metadata, causation_id, correlation_id` + alias + `)
+			JOIN cur ON cur.req = u.req AND cur.accept
+			RETURNING position, event_id, version
 		)
-		INSERT INTO ` + t.events + ` (` + col + `event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)
-		SELECT ` + val + `u.event_id, ok.stream, ok.v + u.off, u.type, u.schema_version, u.data, u.metadata, u.causation_id, u.correlation_id, $14
-		FROM unnest($5::int[], $6::bigint[], $7::uuid[], $8::text[], $9::int[], $10::bytea[], $11::bytea[], $12::text[], $13::text[])` + ord + `
-			AS u(req, off, event_id, type, schema_version, data, metadata, causation_id, correlation_id` + alias + `)
-		JOIN ok ON ok.req = u.req
-		RETURNING position, event_id, version`
+		SELECT position, event_id, version, NULL::int, NULL::boolean FROM ins
+		UNION ALL
+		SELECT NULL, NULL, v, req, gone FROM cur WHERE NOT accept`
 }
 
 // insertPlannedSQL is the INSERT of write. Parameters: the events' IDs,
 // streams, versions, types, schema versions, data, metadata, causation
 // and correlation IDs, then the recording time.
 func insertPlannedSQL(t tables, o Ordering) string {
-	col, val, ord, alias := positionParts(t, o)
+	col, val, ord, alias := positionParts(t, o, false)
 	return `INSERT INTO ` + t.events + ` (` + col + `event_id, stream_id, version, type, schema_version, data, metadata, causation_id, correlation_id, recorded_at)
 		SELECT ` + val + `u.event_id, u.stream_id, u.version, u.type, u.schema_version, u.data, u.metadata, u.causation_id, u.correlation_id, $10
 		FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::bytea[], $7::bytea[], $8::text[], $9::text[])` + ord + `

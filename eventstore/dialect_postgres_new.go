@@ -13,9 +13,10 @@ type postgresDialect struct {
 	now          func() time.Time // the store's clock
 	writeTimeout time.Duration
 	names        pgNames
-	// insertDirect and streamStates are the statements of writeDirect
-	// (streamStates also of write).
+	// insertDirect is the statement of writeDirect, insertOne of
+	// writeOne, streamStates write's query of the streams' states.
 	insertDirect string
+	insertOne    string
 	streamStates string
 	typeIndex    bool // Options.TypeIndex
 	// ordering is the store's; lockSQL (the lock a write takes right
@@ -24,6 +25,9 @@ type postgresDialect struct {
 	ordering      Ordering
 	lockSQL       string
 	insertPlanned string
+	// beginLocked sets a write transaction's timeouts and takes the
+	// ordering lock (see queueBeginLocked).
+	beginLocked string
 }
 
 // postgresNowMillis is PostgreSQL's clock in milliseconds since the Unix
@@ -45,10 +49,12 @@ func newPostgresDialect(db *sql.DB, t tables, opts Options) *postgresDialect {
 		writeTimeout:  opts.WriteTimeout,
 		names:         pgNames{db: db, prefix: opts.TablePrefix, t: t, want: opts.Ordering},
 		insertDirect:  insertDirectSQL(t, opts.Ordering),
+		insertOne:     insertOneSQL(t, opts.Ordering),
 		streamStates:  streamStatesSQL(t),
 		ordering:      opts.Ordering,
 		typeIndex:     opts.TypeIndex,
 		lockSQL:       "SELECT pg_advisory_xact_lock($1)",
+		beginLocked:   beginLockedSQL("pg_advisory_xact_lock"),
 		insertPlanned: insertPlannedSQL(t, opts.Ordering),
 	}
 	if opts.Ordering == OrderingXID {

@@ -29,13 +29,14 @@ import (
 // the earlier and fail, to be tried again (errRetryBatch).
 //
 // NOTIFY is sent by a transaction of its own, right after the write's
-// COMMIT in the same pipeline, with synchronous_commit off: PostgreSQL
-// serializes the commits of notifying transactions (PreCommit_Notify holds
-// a cluster-wide lock through the commit's WAL flush), which would queue
-// the writers of every process again, one flush each. Measured with
-// pgbench, 8 clients, one INSERT per transaction: ~1,000–1,500
-// transactions/s with pg_notify in the transaction, 2,100–4,500 with it
-// after, 3,600–7,700 without.
+// COMMIT in the same pipeline (the implicit transaction the statements
+// after a COMMIT run in until the pipeline's end), with synchronous_commit
+// off: PostgreSQL serializes the commits of notifying transactions
+// (PreCommit_Notify holds a cluster-wide lock through the commit's WAL
+// flush), which would queue the writers of every process again, one flush
+// each. Measured with pgbench, 8 clients, one INSERT per transaction:
+// ~1,000–1,500 transactions/s with pg_notify in the transaction,
+// 2,100–4,500 with it after, 3,600–7,700 without.
 //
 // Reads: every read of the global order keeps to
 //
@@ -78,16 +79,30 @@ func (d *postgresDialect) positionColumn() string {
 // The events of a transaction's first INSERT start at its base position;
 // those of a later one (AppendTx called twice in a transaction) after the
 // transaction's own newest event. Past MaxXIDTransactionEvents the
-// position is NULL, which the primary key refuses.
-func positionParts(t tables, o Ordering) (col, val, ord, alias string) {
+// position is NULL, which the primary key refuses. With first set, the
+// INSERT is known to be its transaction's first (a group-commit
+// transaction's), and the look-up of the transaction's newest event is
+// left out.
+func positionParts(t tables, o Ordering, first bool) (col, val, ord, alias string) {
 	if o != OrderingXID {
 		return "", "", "", ""
 	}
-	base := "((pg_current_xact_id()::text::bigint + (SELECT xid_offset FROM " + t.store + ")) << " + strconv.Itoa(xidShift) + ")"
+	base := xidBaseSQL(t)
+	limit := base + " + " + strconv.Itoa(MaxXIDTransactionEvents)
 	next := "COALESCE((SELECT max(position) + 1 FROM " + t.events + " WHERE position >= " + base +
-		" AND position < " + base + " + " + strconv.Itoa(MaxXIDTransactionEvents) + "), " + base + ") + u.ord - 1"
-	return "position, ", "CASE WHEN " + next + " < " + base + " + " + strconv.Itoa(MaxXIDTransactionEvents) + " THEN " + next + " END, ",
+		" AND position < " + limit + "), " + base + ") + u.ord - 1"
+	if first {
+		return "position, ", "CASE WHEN u.ord <= " + strconv.Itoa(MaxXIDTransactionEvents) + " THEN " + base + " + u.ord - 1 END, ",
+			" WITH ORDINALITY", ", ord"
+	}
+	return "position, ", "CASE WHEN " + next + " < " + limit + " THEN " + next + " END, ",
 		" WITH ORDINALITY", ", ord"
+}
+
+// xidBaseSQL is the SQL expression of the current transaction's first
+// position under OrderingXID.
+func xidBaseSQL(t tables) string {
+	return "((pg_current_xact_id()::text::bigint + (SELECT xid_offset FROM " + t.store + ")) << " + strconv.Itoa(xidShift) + ")"
 }
 
 // horizonSQL is the SQL expression of the readable bound under OrderingXID:
@@ -101,13 +116,15 @@ func horizonSQL(t tables) string {
 // setXID makes d write and read under OrderingXID.
 func (d *postgresDialect) setXID() {
 	d.lockSQL = "SELECT pg_advisory_xact_lock_shared($1)"
+	d.beginLocked = beginLockedSQL("pg_advisory_xact_lock_shared")
 	d.q.setBelow(" AND position < " + horizonSQL(d.q.t))
 }
 
 // queueCommit queues the end of a write transaction: NOTIFY and COMMIT
 // under lock ordering (the advisory lock serializes the commits anyway);
 // under OrderingXID, COMMIT and then NOTIFY in a transaction of its own
-// (see above).
+// (see above): the implicit transaction of the statements after the COMMIT,
+// which ends with the batch.
 func (d *postgresDialect) queueCommit(b *pgx.Batch, channel string) {
 	if d.ordering != OrderingXID {
 		b.Queue("SELECT pg_notify($1, '')", channel)
@@ -115,9 +132,7 @@ func (d *postgresDialect) queueCommit(b *pgx.Batch, channel string) {
 		return
 	}
 	b.Queue("COMMIT")
-	b.Queue("BEGIN")
 	b.Queue("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')", channel)
-	b.Queue("COMMIT")
 }
 
 // readCommit reads the results of what queueCommit queued and closes br.
@@ -137,11 +152,7 @@ func (d *postgresDialect) readCommit(br pgx.BatchResults) error {
 	if tag.String() != "COMMIT" {
 		return fmt.Errorf("commit: server answered %q", tag.String())
 	}
-	for range 3 {
-		if _, err := br.Exec(); err != nil {
-			break
-		}
-	}
+	br.Exec()  // the notification: see above
 	br.Close() // a broken connection is closed by pgx and dropped by the pool
 	return nil
 }
