@@ -79,6 +79,9 @@ func New(store Store, name string, opts Options) (*Reactor, error) {
 	if err := opts.State.validate(); err != nil {
 		return nil, fmt.Errorf("reactor: new %q: %w", name, err)
 	}
+	if err := checkConcurrency(name, opts); err != nil {
+		return nil, err
+	}
 	r := &Reactor{store: store, state: opts.State}
 	handle := r.handleBatch
 	if opts.State != nil {
@@ -97,6 +100,9 @@ func New(store Store, name string, opts Options) (*Reactor, error) {
 	var err error
 	if r.Processor, r.handlers, err = processing.NewKind[*Emitter]("reactor", store, name, handle, opts.Processing); err != nil {
 		return nil, err
+	}
+	if opts.State == nil {
+		r.allowConcurrency() // concurrency.go
 	}
 	return r, nil
 }
