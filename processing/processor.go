@@ -49,7 +49,9 @@ type Options struct {
 	Logger *slog.Logger
 	// OnError, if set, is called after each failure, from the
 	// processor's goroutine, before it waits to retry: a hook for error
-	// reporting services. It must not block for long.
+	// reporting services. It must not block for long. With Concurrency
+	// above 1 it is called from the failing stream's goroutine, one call
+	// at a time.
 	OnError func(Failure)
 	// Start is where the processor starts when it has no saved position
 	// yet: [FromBeginning] (the zero value), [FromHead] or [After] a
