@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/event"
-	"github.com/cairnhq/cairn/eventstore"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
@@ -56,15 +55,15 @@ func TestConcurrencyCrashRecovery(t *testing.T) {
 			Kind: string(kind), DSN: db.DSN, Processor: "receipts", Kills: 5, MaxPause: 20 * time.Millisecond,
 			Helper: "^TestConcurrentHelperProcess$",
 			AfterKill: func(k testkit.Kill) {
-				skipped, ahead, twice := receiptsAround(t, s, k.Position)
-				t.Logf("kill %d: %d receipts emitted past the saved position", k.N, ahead)
-				if skipped > 0 || twice > 0 {
-					t.Errorf("kill %d: %d deposits up to the saved position %d without a receipt, %d with two or more", k.N, skipped, k.Position, twice)
+				c := receiptsAt(t, s, k.Position)
+				t.Logf("kill %d: %d receipts emitted past the saved position", k.N, c.ahead)
+				if c.skipped > 0 || c.twice > 0 {
+					t.Errorf("kill %d: %d deposits up to the saved position %d without a receipt, %d with two or more", k.N, c.skipped, k.Position, c.twice)
 				}
 				if k.Position >= k.Head {
 					t.Errorf("kill %d came after the reactor had handled every event: it did not kill it mid-work", k.N)
 				}
-				if ahead > 0 {
+				if c.ahead > 0 {
 					partway++
 				}
 				testkit.Fill(t, s, 1_000, 100, 2)
@@ -73,47 +72,7 @@ func TestConcurrencyCrashRecovery(t *testing.T) {
 		if partway == 0 {
 			t.Errorf("no kill left receipts past the saved position")
 		}
-		r := concurrentReactor(t, s, "receipts", concurrentCrashOptions(), newOrderLog(), nil)
-		testkit.RunInBackground(t, r)
-		for {
-			h := testkit.Head(t, s)
-			testkit.WaitFor(t, r, h)
-			if testkit.Head(t, s) == h {
-				break
-			}
-		}
+		runToHead(t, s, concurrentReactor(t, s, "receipts", concurrentCrashOptions(), newOrderLog(), nil))
 		checkReceipts(t, s)
 	})
-}
-
-// receiptsAround reads s after a kill that left the reactor's saved
-// position at position: the deposits up to it without a receipt, the
-// receipts of deposits after it, and the deposits with more than one.
-func receiptsAround(t testing.TB, s *eventstore.Store, position int64) (skipped, ahead, twice int) {
-	t.Helper()
-	deposits := make(map[string]int64) // event ID → position
-	receipts := make(map[string]int)
-	for e, err := range s.ReadAll(t.Context(), 0, 0) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch e.Data.(type) {
-		case testkit.Deposited:
-			deposits[e.ID.String()] = e.Position
-		case testkit.ReceiptIssued:
-			receipts[e.CausationID]++
-			if deposits[e.CausationID] > position {
-				ahead++
-			}
-		}
-	}
-	for id, pos := range deposits {
-		switch n := receipts[id]; {
-		case n > 1:
-			twice++
-		case n == 0 && pos <= position:
-			skipped++
-		}
-	}
-	return skipped, ahead, twice
 }

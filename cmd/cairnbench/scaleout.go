@@ -84,10 +84,10 @@ func scaleOut(ctx context.Context, db *database, szs sizes) (sample, error) {
 		}
 		rate, problem, err := reactAt(ctx, c.s, n, sz.effect, events)
 		if err != nil {
-			return sample{}, fmt.Errorf("Concurrency %d: %w", n, err)
+			return sample{}, fmt.Errorf("concurrency %d: %w", n, err)
 		}
 		if problem != "" {
-			return sample{}, fmt.Errorf("Concurrency %d: %s", n, problem)
+			return sample{}, fmt.Errorf("concurrency %d: %s", n, problem)
 		}
 		if n == scaleOutLevels[0] {
 			smp.value = rate
