@@ -3,7 +3,9 @@ package main
 // S1: per-stream concurrency (processing.Options.Concurrency). A reactor
 // whose side effect takes 20 ms (a mail, an HTTP call; here time.Sleep)
 // reacts to 10,000 events in 1,000 streams, with Concurrency 1, 8, 32 and
-// 128, each a reactor of its own over the same events.
+// 128, each a reactor of its own over the same events; and, for the
+// ceiling of the processing itself, with no side effect at Concurrency 1
+// and 32.
 
 import (
 	"context"
@@ -38,27 +40,49 @@ var (
 	scaleOutTiny  = scaleOutSizes{events: 60, streams: 10, serial: 10, effect: time.Millisecond}
 )
 
-// scaleOutLevels are the concurrencies S1 measures; the one the table
-// reports comes first, the others go to the notes.
-var scaleOutLevels = []int{32, 1, 8, 128}
+// scaleOutLevel is one reactor S1 runs: its Concurrency, and whether its
+// handler has the side effect (without it, the figure is the ceiling of
+// the processing itself: reads, dispatch, position saves).
+type scaleOutLevel struct {
+	n      int
+	effect bool
+}
+
+// scaleOutLevels are the reactors S1 runs; the one the table reports comes
+// first, the others go to the notes.
+var scaleOutLevels = []scaleOutLevel{{32, true}, {1, true}, {8, true}, {128, true}, {1, false}, {32, false}}
+
+func (l scaleOutLevel) key() string {
+	k := "c" + strconv.Itoa(l.n)
+	if !l.effect {
+		k += "-noeffect"
+	}
+	return k
+}
+
+func (l scaleOutLevel) label() string {
+	s := "Concurrency " + strconv.Itoa(l.n)
+	if !l.effect {
+		s += " without the side effect"
+	}
+	return s
+}
 
 // scaleOutWorkload is S1.
 func scaleOutWorkload() workload {
 	perS := func(v float64) string { return formatValue(v) + " events/s" }
 	var extras []extra
-	for _, n := range scaleOutLevels[1:] {
-		extras = append(extras, extra{key: scaleOutKey(n), label: "Concurrency " + strconv.Itoa(n), format: perS})
+	for _, l := range scaleOutLevels[1:] {
+		extras = append(extras, extra{key: l.key(), label: l.label(), format: perS})
 	}
 	return workload{
 		id:     "S1",
-		title:  "reactor, 20 ms side effect, 10,000 events in 1,000 streams (full size), Concurrency 32 (1, 8, 128 in the notes)",
+		title:  "reactor, 20 ms side effect, 10,000 events in 1,000 streams (full size), Concurrency 32 (others in the notes)",
 		unit:   defaultUnit,
 		cairn:  scaleOut,
 		extras: extras,
 	}
 }
-
-func scaleOutKey(n int) string { return "c" + strconv.Itoa(n) }
 
 // scaleOut (S1) fills the store with sz's events, appended round-robin
 // over its streams (one event per stream per transaction of many
@@ -77,22 +101,25 @@ func scaleOut(ctx context.Context, db *database, szs sizes) (sample, error) {
 		return sample{}, err
 	}
 	smp := sample{extras: map[string]float64{}}
-	for _, n := range scaleOutLevels {
-		events := sz.events
-		if n == 1 {
-			events = min(sz.serial, sz.events)
+	for i, l := range scaleOutLevels {
+		events, effect := sz.events, time.Duration(0)
+		if l.effect {
+			effect = sz.effect
+			if l.n == 1 {
+				events = min(sz.serial, sz.events)
+			}
 		}
-		rate, problem, err := reactAt(ctx, c.s, n, sz.effect, events)
+		rate, problem, err := reactAt(ctx, c.s, l.key(), l.n, effect, events)
 		if err != nil {
-			return sample{}, fmt.Errorf("concurrency %d: %w", n, err)
+			return sample{}, fmt.Errorf("%s: %w", l.label(), err)
 		}
 		if problem != "" {
-			return sample{}, fmt.Errorf("concurrency %d: %s", n, problem)
+			return sample{}, fmt.Errorf("%s: %s", l.label(), problem)
 		}
-		if n == scaleOutLevels[0] {
+		if i == 0 {
 			smp.value = rate
 		} else {
-			smp.extras[scaleOutKey(n)] = rate
+			smp.extras[l.key()] = rate
 		}
 	}
 	return smp, nil
@@ -125,8 +152,8 @@ func fillRoundRobin(ctx context.Context, s *eventstore.Store, sz scaleOutSizes) 
 // the last of those handlers (not to the save of its position: at
 // Concurrency 1 it saves once per batch of 1,000), and a problem its
 // handler saw (a stream's versions out of order), if any.
-func reactAt(ctx context.Context, s *eventstore.Store, n int, effect time.Duration, events int) (rate float64, problem string, err error) {
-	r, err := reactor.New(s, "s1-c"+strconv.Itoa(n), reactor.Options{Processing: processing.Options{
+func reactAt(ctx context.Context, s *eventstore.Store, name string, n int, effect time.Duration, events int) (rate float64, problem string, err error) {
+	r, err := reactor.New(s, "s1-"+name, reactor.Options{Processing: processing.Options{
 		Concurrency: n, ErrorHandler: processing.NoRetry{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}})
 	if err != nil {
@@ -138,7 +165,9 @@ func reactAt(ctx context.Context, s *eventstore.Store, n int, effect time.Durati
 	var end time.Time
 	reached := make(chan struct{})
 	reactor.MustOn(r, func(ctx context.Context, e event.Event, _ payload, _ *reactor.Emitter) error {
-		time.Sleep(effect) // the side effect
+		if effect > 0 {
+			time.Sleep(effect) // the side effect
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if v := last[e.StreamID]; e.Version != v+1 && problem == "" {
