@@ -56,9 +56,10 @@ type perEventer interface {
 	eventFunc() func(ctx context.Context, e event.Event) error
 }
 
-// concurrencyFor checks o.Concurrency against h (a kind's handler is
-// checked again at the start of each run, once its kind has said whether
-// it handles events one at a time).
+// concurrencyFor checks o.Concurrency against h, for New (which wraps
+// ErrInvalid around it). A kind's handler is checked again at the start
+// of each run, once its kind has said whether it handles events one at a
+// time.
 func (o Options) concurrencyFor(h Handler) error {
 	if o.Concurrency <= 1 {
 		return nil
@@ -67,7 +68,7 @@ func (o Options) concurrencyFor(h Handler) error {
 	case EventHandler, perEventer:
 		return nil
 	}
-	return fmt.Errorf("%w: concurrency %d: the handler (%T) handles whole batches only (it is no EventHandler)", ErrInvalid, o.Concurrency, h)
+	return fmt.Errorf("concurrency %d: the handler (%T) handles whole batches only (it is no EventHandler)", o.Concurrency, h)
 }
 
 // perEvent returns the processor's handling of one event, with panics

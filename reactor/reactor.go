@@ -75,6 +75,7 @@ var idNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/cai
 // after each batch (and before a failing event), so after a crash the
 // events since the last saved position are handled again: side effects
 // are at-least-once, emitted events exactly-once.
+//
 // With processing.Options.Concurrency above 1, a stateless reactor
 // handles the events of several streams at the same time (see the
 // package documentation); New refuses it for a stateful one.
