@@ -42,6 +42,9 @@ type Handlers[A any] struct {
 	// byType is read without mu once frozen.
 	byType map[string]func(ctx context.Context, a A, e event.Event) error
 	types  []string
+	// perEvent: the kind allows events to be handled one at a time
+	// (concurrency.go).
+	perEvent func(e event.Event) A
 }
 
 // NewKind returns a processor of a kind built on this package — "projector"

@@ -27,7 +27,10 @@ type EventFunc func(ctx context.Context, e event.Event) error
 // transaction; for a reactor, around the handler and the events it emits —
 // for every event the processor reads (the types it has handlers for, in
 // its streams). A panic in middleware is recovered like a handler's. A
-// processor runs its middleware on one goroutine, one event at a time.
+// processor runs its middleware on one goroutine, one event at a time —
+// unless its [Options.Concurrency] is above 1: then on the goroutines of
+// the streams it handles at the same time, and middleware must be safe
+// for concurrent use.
 type Middleware func(p *Processor, next EventFunc) EventFunc
 
 // wrapper is implemented by handlers that call middleware.

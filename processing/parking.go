@@ -55,8 +55,9 @@ type parking struct {
 	defaultPolicy bool
 	// exclusive keeps a retry's handlers from running at the same time
 	// as a batch's, in this process (a projection's Begin and Flush hooks
-	// may share state between them).
-	exclusive sync.Mutex
+	// may share state between them). A concurrent run's events take it
+	// shared (concurrency.go).
+	exclusive sync.RWMutex
 }
 
 // newParking readies the parking of a processor over store with opts

@@ -49,7 +49,9 @@ type Options struct {
 	Logger *slog.Logger
 	// OnError, if set, is called after each failure, from the
 	// processor's goroutine, before it waits to retry: a hook for error
-	// reporting services. It must not block for long.
+	// reporting services. It must not block for long. With Concurrency
+	// above 1 it is called from the failing stream's goroutine, one call
+	// at a time.
 	OnError func(Failure)
 	// Start is where the processor starts when it has no saved position
 	// yet: [FromBeginning] (the zero value), [FromHead] or [After] a
@@ -80,12 +82,24 @@ type Options struct {
 	// parks; without an ErrorHandler, an event is parked after
 	// DefaultParkAttempts attempts. See the package documentation.
 	Park bool
+	// Concurrency, above 1, lets the processor handle the events of up
+	// to that many streams at the same time, each stream's events in
+	// order, one at a time; 0 or 1 handles one event at a time. The
+	// position is saved only past events that are handled, with every
+	// event before them. Stateless reactors and processors whose
+	// handler is an [EventHandler] support it; projectors and stateful
+	// reactors, whose batches are transactions, do not (split them into
+	// partitions instead). See the package documentation.
+	Concurrency int
 }
 
 // Validate reports options that cannot work.
 func (o Options) Validate() error {
 	if o.BatchSize < 0 {
 		return fmt.Errorf("%w: batch size %d is negative", ErrInvalid, o.BatchSize)
+	}
+	if o.Concurrency < 0 {
+		return fmt.Errorf("%w: concurrency %d is negative", ErrInvalid, o.Concurrency)
 	}
 	return o.validateMore()
 }
@@ -236,7 +250,7 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 	}
 	if err := opts.Validate(); err != nil {
 		errs = append(errs, err)
-	} else if err := opts.supportedBy(store, h); err != nil {
+	} else if err := errors.Join(opts.supportedBy(store, h), opts.concurrencyFor(h)); err != nil {
 		errs = append(errs, err)
 	}
 	pk, err := newParking(store, opts)
@@ -288,6 +302,9 @@ func (p *Processor) start() error {
 		if err := s.start(); err != nil {
 			return fmt.Errorf("processing: run %s: %w", p.name, err)
 		}
+	}
+	if err := p.startConcurrency(); err != nil {
+		return fmt.Errorf("processing: run %s: %w", p.name, err)
 	}
 	return nil
 }
@@ -420,7 +437,7 @@ func (r *run) loop(ctx context.Context, log *slog.Logger) error {
 		r.attempt++
 		f := Failure{Processor: p.name, Attempt: r.attempt, Err: err}
 		f.Position, f.StreamID, f.Type = failedEvent(err)
-		if !errors.Is(err, ErrFenced) {
+		if !errors.Is(err, ErrFenced) && !r.decided(err, &f) {
 			f.Delay, f.Retry = r.policy(f).Retry(r.attempt)
 		}
 		if !f.Retry {
@@ -504,6 +521,9 @@ func (r *run) once(ctx context.Context) error {
 	p.update(func(s *Status) { s.Position = pos })
 	if err := r.loadParked(ctx); err != nil {
 		return err
+	}
+	if p.opts.Concurrency > 1 {
+		return r.concurrently(ctx, pos) // concurrency.go
 	}
 	for b, err := range p.subscribe(ctx, pos, r.types) {
 		if err != nil {

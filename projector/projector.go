@@ -137,6 +137,9 @@ func New(store Store, name string, opts Options) (*Projector, error) {
 	if err := checkParking(store, opts); err != nil {
 		return nil, fmt.Errorf("projector: new %q: %w", name, err)
 	}
+	if err := checkConcurrency(opts); err != nil { // concurrency.go
+		return nil, fmt.Errorf("projector: new %q: %w", name, err)
+	}
 	p := &Projector{store: store, opts: opts}
 	handle := p.handleBatch
 	if opts.Version > 0 {

@@ -14,9 +14,10 @@ import (
 // BenchmarkCatchUp has a reactor work through a backlog of 5,000 events
 // (about 3,300 deposits, each answered by an emitted receipt), and
 // reports events/s: a stateless reactor, which appends each receipt on its
-// own through the store's group commit, and a stateful one, which keeps a
-// balance per account in its table and appends a batch's receipts in the
-// batch's transaction. Each iteration is a new reactor (a new name), so
+// own through the store's group commit (alone, and with Concurrency 32:
+// the appends of 32 streams' handlers share the writer's transactions),
+// and a stateful one, which keeps a balance per account in its table and
+// appends a batch's receipts in the batch's transaction. Each iteration is a new reactor (a new name), so
 // that its receipts are new events.
 func BenchmarkCatchUp(b *testing.B) {
 	const n = 5_000
@@ -25,7 +26,7 @@ func BenchmarkCatchUp(b *testing.B) {
 			db := testdb.New(b, kind)
 			s := testkit.DomainStore(b, db.Gorm)
 			head := testkit.Fill(b, s, n, 100, 1000)
-			for _, mode := range []string{"stateless", "stateful"} {
+			for _, mode := range []string{"stateless", "concurrent32", "stateful"} {
 				b.Run(mode, func(b *testing.B) {
 					var total time.Duration
 					for b.Loop() {
@@ -33,11 +34,52 @@ func BenchmarkCatchUp(b *testing.B) {
 						name := fmt.Sprintf("%s_%d", mode, time.Now().UnixNano())
 						opts := processing.Options{Logger: testdb.Logger(b), ErrorHandler: processing.NoRetry{}}
 						var r *reactor.Reactor
-						if mode == "stateful" {
+						switch mode {
+						case "stateful":
 							r = ledgerReactor(b, s, name, opts, nil)
-						} else {
+						case "concurrent32":
+							opts.Concurrency = 32
+							r = receiptReactor(b, s, name, opts, nil)
+						default:
 							r = receiptReactor(b, s, name, opts, nil)
 						}
+						b.StartTimer()
+						start := time.Now()
+						stop := testkit.RunInBackground(b, r)
+						testkit.WaitFor(b, r, head)
+						total += time.Since(start)
+						if err := stop(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "events/s")
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkCatchUpConcurrent has a stateless reactor work through a
+// backlog of 5,000 events in 100 streams (appended ten at a time, the
+// streams in turn), each deposit answered by an emitted receipt, one event
+// at a time and with Concurrency 32, and reports events/s: with
+// concurrency, the receipts of 32 streams' handlers are appended at once
+// and share the store's group commits.
+func BenchmarkCatchUpConcurrent(b *testing.B) {
+	const n = 5_000
+	for _, kind := range testdb.Kinds() {
+		b.Run(string(kind), func(b *testing.B) {
+			db := testdb.New(b, kind)
+			s := testkit.DomainStore(b, db.Gorm)
+			head := testkit.Fill(b, s, n, 100, 10)
+			for _, c := range []int{1, 32} {
+				b.Run(fmt.Sprintf("concurrency%d", c), func(b *testing.B) {
+					var total time.Duration
+					for b.Loop() {
+						b.StopTimer()
+						name := fmt.Sprintf("c%d_%d", c, time.Now().UnixNano())
+						opts := processing.Options{Logger: testdb.Logger(b), ErrorHandler: processing.NoRetry{}, Concurrency: c}
+						r := receiptReactor(b, s, name, opts, nil)
 						b.StartTimer()
 						start := time.Now()
 						stop := testkit.RunInBackground(b, r)

@@ -8,6 +8,7 @@ import (
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/internal/testkit"
 	"github.com/cairnhq/cairn/processing"
+	"github.com/cairnhq/cairn/reactor"
 )
 
 // TestHelperProcess is not a test: it is the child process of
@@ -38,7 +39,8 @@ func TestCrashRecovery(t *testing.T) {
 		testkit.KillRepeatedly(t, s, testkit.CrashOptions{
 			Kind: string(kind), DSN: db.DSN, Processor: "receipts", Kills: 5, MaxPause: 100 * time.Millisecond,
 			AfterKill: func(k testkit.Kill) {
-				unanswered, ahead := receiptsAt(t, s, k.Position)
+				c := receiptsAt(t, s, k.Position)
+				unanswered, ahead := c.unanswered, c.ahead
 				t.Logf("kill %d: %d deposits unanswered, %d receipts emitted past the saved position", k.N, unanswered, ahead)
 				if unanswered == 0 {
 					t.Errorf("kill %d came after the reactor had answered every deposit: it did not kill it mid-work", k.N)
@@ -53,27 +55,28 @@ func TestCrashRecovery(t *testing.T) {
 			t.Errorf("no kill came partway through a batch (receipts emitted past the saved position)")
 		}
 		// Finish in this process, and check the receipts.
-		r := receiptReactor(t, s, "receipts", processing.Options{ErrorHandler: processing.NoRetry{}}, nil)
-		testkit.RunInBackground(t, r)
-		for {
-			h := testkit.Head(t, s)
-			testkit.WaitFor(t, r, h)
-			if testkit.Head(t, s) == h { // the reactor's own receipts are appended behind it
-				break
-			}
-		}
+		runToHead(t, s, receiptReactor(t, s, "receipts", processing.Options{ErrorHandler: processing.NoRetry{}}, nil))
 		checkReceipts(t, s)
 	})
 }
 
+// receiptCount is what receiptsAt counts.
+type receiptCount struct {
+	unanswered int // deposits without a receipt
+	skipped    int // deposits up to the position without a receipt
+	ahead      int // receipts of deposits after the position
+	twice      int // deposits with more than one receipt
+}
+
 // receiptsAt reads s after a kill that left the reactor's saved position
-// at position: how many deposits have no receipt yet, and how many
-// receipts answer deposits after the position (emitted in a batch whose
-// position was not saved).
-func receiptsAt(t testing.TB, s *eventstore.Store, position int64) (unanswered, ahead int) {
+// at position and counts the deposits and receipts (receiptCount):
+// receipts answering deposits after the position were emitted in work
+// whose position was not saved.
+func receiptsAt(t testing.TB, s *eventstore.Store, position int64) receiptCount {
 	t.Helper()
+	var c receiptCount
 	deposits := make(map[string]int64) // event ID → position
-	answered := make(map[string]bool)
+	receipts := make(map[string]int)
 	for e, err := range s.ReadAll(t.Context(), 0, 0) {
 		if err != nil {
 			t.Fatal(err)
@@ -82,16 +85,36 @@ func receiptsAt(t testing.TB, s *eventstore.Store, position int64) (unanswered, 
 		case testkit.Deposited:
 			deposits[e.ID.String()] = e.Position
 		case testkit.ReceiptIssued:
-			answered[e.CausationID] = true
+			receipts[e.CausationID]++
 			if deposits[e.CausationID] > position {
-				ahead++
+				c.ahead++
 			}
 		}
 	}
-	for id := range deposits {
-		if !answered[id] {
-			unanswered++
+	for id, pos := range deposits {
+		switch n := receipts[id]; {
+		case n > 1:
+			c.twice++
+		case n == 0:
+			c.unanswered++
+			if pos <= position {
+				c.skipped++
+			}
 		}
 	}
-	return unanswered, ahead
+	return c
+}
+
+// runToHead runs r in the background until it has passed the head of s,
+// the receipts it emits included.
+func runToHead(t testing.TB, s *eventstore.Store, r *reactor.Reactor) {
+	t.Helper()
+	testkit.RunInBackground(t, r)
+	for {
+		h := testkit.Head(t, s)
+		testkit.WaitFor(t, r, h)
+		if testkit.Head(t, s) == h { // the reactor's own receipts are appended behind it
+			return
+		}
+	}
 }

@@ -75,9 +75,16 @@ var idNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/cai
 // after each batch (and before a failing event), so after a crash the
 // events since the last saved position are handled again: side effects
 // are at-least-once, emitted events exactly-once.
+//
+// With processing.Options.Concurrency above 1, a stateless reactor
+// handles the events of several streams at the same time (see the
+// package documentation); New refuses it for a stateful one.
 func New(store Store, name string, opts Options) (*Reactor, error) {
 	if err := opts.State.validate(); err != nil {
 		return nil, fmt.Errorf("reactor: new %q: %w", name, err)
+	}
+	if err := checkConcurrency(name, opts); err != nil {
+		return nil, err
 	}
 	r := &Reactor{store: store, state: opts.State}
 	handle := r.handleBatch
@@ -97,6 +104,9 @@ func New(store Store, name string, opts Options) (*Reactor, error) {
 	var err error
 	if r.Processor, r.handlers, err = processing.NewKind[*Emitter]("reactor", store, name, handle, opts.Processing); err != nil {
 		return nil, err
+	}
+	if opts.State == nil {
+		r.allowConcurrency() // concurrency.go
 	}
 	return r, nil
 }

@@ -17,7 +17,9 @@
 // listed for direct calls); P1 is a projector's
 // catch-up against a plain database/sql read-insert-commit loop; L1 is a
 // live projector's latency and L2 read-your-writes latency (an append, a
-// wait for its position, the query), which have no floor. -scale and
+// wait for its position, the query), which have no floor; S1 a reactor
+// with a 20 ms side effect at Concurrency 1, 8, 32 and 128 (scaleout.go),
+// which has none either. -scale and
 // -processes are modes of their own (scale.go, processes.go).
 //
 // Every workload runs Cairn and the floor alternately, each on a fresh
@@ -35,7 +37,7 @@
 //	-quick                     sizes about 10× smaller, 1 run
 //	-pgidle N                  max idle connections of the PostgreSQL pools (default: eventstore.OpenPostgres's)
 //	-runs N                    runs per workload and side (default 5; -quick: 1)
-//	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, A1H, P1, L1, L2)
+//	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, A1H, P1, L1, L2, S1)
 //	-processes                 run the multi-process workloads instead (PostgreSQL; see processes.go)
 //	-shapes 8x1,floor          with -processes: run only these shapes (1x8, 2x4, 4x2, 8x1, 1x1, floor, lat)
 //	-scale 1M,10M              scale mode: fill one store per database to each size and

@@ -20,6 +20,7 @@ type sizes struct {
 	p1Events                          int
 	l1Appends                         int
 	fillBatch                         int // events per append when filling a store to read
+	s1                                scaleOutSizes
 }
 
 func fullSizes() sizes {
@@ -34,6 +35,7 @@ func fullSizes() sizes {
 		p1Events:  100_000,
 		l1Appends: 1000,
 		fillBatch: 1000,
+		s1:        scaleOutFull,
 	}
 }
 
@@ -49,6 +51,7 @@ func quickSizes() sizes {
 		p1Events:  10_000,
 		l1Appends: 100,
 		fillBatch: 1000,
+		s1:        scaleOutQuick,
 	}
 }
 
@@ -65,6 +68,7 @@ func tinySizes() sizes {
 		p1Events:  300,
 		l1Appends: 10,
 		fillBatch: 100,
+		s1:        scaleOutTiny,
 	}
 }
 
@@ -183,6 +187,7 @@ func allWorkloads() []workload {
 			extras: []extra{{key: extraP99, label: "p99", format: func(v float64) string { return formatMs(v) + " ms" }}},
 		},
 		rywWorkload(),
+		scaleOutWorkload(), // scaleout.go
 	}
 }
 
