@@ -85,6 +85,8 @@ func (d *postgresDialect) schema() []string {
 		parkedIndexSchema(t),
 		projectionVersionsTable(t),
 		projectionVersionsIndex(t),
+		partitionsSchema(t),
+		membersSchema(t),
 	}
 }
 

@@ -75,6 +75,8 @@ func (d *sqliteDialect) schema() []string {
 		parkedIndexSchema(t),
 		projectionVersionsTable(t),
 		projectionVersionsIndex(t),
+		partitionsSchema(t),
+		membersSchema(t),
 	}
 }
 

@@ -77,6 +77,7 @@ func (p *Processor) setPaused(paused, byProcess bool) {
 	}
 	s.notify()
 	s.mu.Unlock()
+	p.pausePartitions(paused, byProcess)
 	p.update(func(st *Status) {
 		st.Paused = paused
 		if !paused && st.State == Paused {
@@ -165,7 +166,7 @@ func (p *Processor) watchPause(ctx context.Context, log *slog.Logger) (stop func
 		p.pause.mu.Lock()
 		gen := p.pause.gen
 		p.pause.mu.Unlock()
-		paused, err := ps.Paused(ctx, p.name)
+		paused, err := ps.Paused(ctx, p.pauseName())
 		if err != nil {
 			if ctx.Err() == nil {
 				log.WarnContext(ctx, "event processor cannot read its pause flag", "error", err)
