@@ -47,6 +47,10 @@ func runReset(ctx context.Context, c *cli, args []string) error {
 	kind := "unknown"
 	if proc != nil {
 		kind = proc.Kind()
+	} else if k, err := c.store.Partitions(ctx, name); err != nil {
+		return err
+	} else if k > 1 {
+		return usagef("reset %s: it has %d partitions: reset it from the application's admin command, which knows its tables", name, k)
 	}
 	projector := proc != nil && kind == "projector"
 	stateful := false

@@ -441,6 +441,9 @@ func (p *Processor) checkUnpartitioned(ctx context.Context) error {
 	}
 	k, err := ps.Partitions(ctx, p.name)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // the run ends before it starts
+		}
 		return fmt.Errorf("processing: run %s: %w", p.name, err)
 	}
 	if k > 1 {
@@ -454,6 +457,9 @@ func (p *Processor) checkUnpartitioned(ctx context.Context) error {
 // (RunOwned).
 func (p *Processor) runPartitions(ctx context.Context, o *Ownership) error {
 	if err := p.initPartitions(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // the run ends before it starts
+		}
 		return err
 	}
 	parts := p.partitions()

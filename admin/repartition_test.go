@@ -1,0 +1,65 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/cairnhq/cairn/admin"
+	"github.com/cairnhq/cairn/eventstore"
+	"github.com/cairnhq/cairn/internal/testdb"
+	"github.com/cairnhq/cairn/internal/testkit"
+	"github.com/cairnhq/cairn/processing"
+)
+
+// TestRepartitionCommand re-partitions a stopped projector from the
+// command line: its partitions start at its saved position.
+func TestRepartitionCommand(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		dsn := testdb.NewDSN(t, kind)
+		cfg := bankConfig(t, kind, dsn, testkit.NewRegistry)
+		if _, errOut, code := run(t, cfg, "migrate"); code != 0 {
+			t.Fatalf("migrate: exit %d: %s", code, errOut)
+		}
+		db, err := testdb.Open(kind, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.CloseWhenDone(t, db)
+		s := testkit.NewStore(t, db, testkit.NewRegistry(), eventstore.Options{})
+		head := testkit.Fill(t, s, 40, 4, 5)
+		p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{})
+		stop := testkit.RunInBackground(t, p)
+		testkit.WaitFor(t, p, head)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+
+		for _, args := range [][]string{{"repartition", "accounts"}, {"repartition", "accounts", "--to", "0"}, {"repartition", "accounts", "--to", "2"}} {
+			if _, errOut, code := run(t, cfg, args...); code != 2 {
+				t.Errorf("%q: exit %d (%s), want 2", args, code, errOut)
+			}
+		}
+		if _, _, code := run(t, cfg, "repartition", "nope", "--to", "2", "--yes"); code != 1 {
+			t.Errorf("repartition of an unknown processor: exit %d, want 1", code)
+		}
+		out, errOut, code := run(t, cfg, "repartition", "accounts", "--to", "2", "--yes", "--json")
+		if code != 0 {
+			t.Fatalf("repartition: exit %d: %s", code, errOut)
+		}
+		var line admin.RepartitionLine
+		if err := json.Unmarshal([]byte(out), &line); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if line.From != 1 || line.To != 2 || len(line.Positions) != 2 || line.Positions[0] != head || line.Positions[1] != head {
+			t.Errorf("repartition = %+v, want 1 → 2 at %d", line, head)
+		}
+		if k, err := s.Partitions(t.Context(), "accounts"); err != nil || k != 2 {
+			t.Errorf("Partitions() = %d, %v; want 2", k, err)
+		}
+		out, _, code = run(t, cfg, "status")
+		if code != 0 || !strings.Contains(out, processing.PartitionName("accounts", 1, 2)) {
+			t.Errorf("status: exit %d, want the partitions' rows:\n%s", code, out)
+		}
+	})
+}
