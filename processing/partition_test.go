@@ -212,3 +212,49 @@ func TestPartitionOptions(t *testing.T) {
 }
 
 var _ processing.RepartitionStore = (*eventstore.Store)(nil)
+
+// TestPartitionsPause pauses a partitioned processor: every partition
+// pauses, in this process and in another that reads the flag, and goes on
+// when resumed.
+func TestPartitionsPause(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		db := testdb.New(t, kind)
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 60, 6, 3)
+		rec, other := &recorder{}, &recorder{}
+		opts := processing.Options{Partitions: 3, PauseCheckInterval: 20 * time.Millisecond}
+		p := newProcessor(t, s, "paused", rec, opts)
+		q := newProcessor(t, s, "paused", other, opts) // another process's instance
+		own := func(owner string) processing.Ownership {
+			return processing.Ownership{Owner: owner, LeaseDuration: 3 * time.Second, HeartbeatInterval: 100 * time.Millisecond, PollInterval: 50 * time.Millisecond}
+		}
+		startOwned(t, p, own("A"))
+		startOwned(t, q, own("B"))
+		testkit.WaitFor(t, p, head)
+		if err := p.Pause(t.Context()); err != nil {
+			t.Fatalf("Pause() = %v", err)
+		}
+		allPaused := func(x *processing.Processor, owner string) func() bool {
+			return func() bool {
+				for _, s := range x.Status().Partitions {
+					if s.Owner == owner && s.State != processing.Standby && s.State != processing.Paused {
+						return false
+					}
+				}
+				return true
+			}
+		}
+		testkit.Eventually(t, time.Minute, "A's partitions paused", allPaused(p, "A"))
+		testkit.Eventually(t, time.Minute, "B's partitions paused", allPaused(q, "B"))
+		before := len(rec.positions()) + len(other.positions())
+		more := testkit.Fill(t, s, 30, 6, 3)
+		if err := q.Resume(t.Context()); err != nil {
+			t.Fatalf("Resume() = %v", err)
+		}
+		testkit.WaitFor(t, p, more)
+		testkit.WaitFor(t, q, more)
+		if got := len(rec.positions()) + len(other.positions()); got != before+30 {
+			t.Errorf("handled %d events after the resume, want 30", got-before)
+		}
+	})
+}

@@ -111,7 +111,23 @@ func (p *Processor) Pause(ctx context.Context) error {
 		return fmt.Errorf("processing: pause %s: %w", p.name, err)
 	}
 	p.setPaused(true, true)
-	// Wait for the run to leave the handling of events.
+	// Wait for the run (or the partitions' runs) to leave the handling of
+	// events.
+	waiting := []*Processor{p}
+	if p.parts != nil {
+		waiting = p.partitions()
+	}
+	for _, w := range waiting {
+		if err := w.awaitIdle(ctx); err != nil {
+			return fmt.Errorf("processing: pause %s: %w", p.name, err)
+		}
+	}
+	return nil
+}
+
+// awaitIdle waits until p's run has left the handling of events, or p is
+// no longer paused.
+func (p *Processor) awaitIdle(ctx context.Context) error {
 	s := &p.pause
 	for {
 		s.mu.Lock()
@@ -123,7 +139,7 @@ func (p *Processor) Pause(ctx context.Context) error {
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("processing: pause %s: %w", p.name, ctx.Err())
+			return ctx.Err()
 		case <-ch:
 		}
 	}

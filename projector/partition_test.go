@@ -131,3 +131,14 @@ func TestRepartitionNeitherSkipsNorRepeats(t *testing.T) {
 		})
 	}
 }
+
+// TestPartitionedVersionedRefused: a versioned projector is not
+// partitioned.
+func TestPartitionedVersionedRefused(t *testing.T) {
+	db := testdb.New(t, testdb.SQLite)
+	s := testkit.DomainStore(t, db.Gorm)
+	_, err := projector.New(s, "accounts", projector.Options{Version: 1, Processing: processing.Options{Partitions: 2}})
+	if !errors.Is(err, processing.ErrInvalid) {
+		t.Fatalf("New(versioned, 2 partitions) = %v, want ErrInvalid", err)
+	}
+}
