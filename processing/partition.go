@@ -536,6 +536,13 @@ func (p *Processor) share(ctx context.Context, ps partitionStore, o Ownership, l
 	surplus := pp.held - target
 	procs := pp.procs
 	pp.mu.Unlock()
+	for _, c := range procs {
+		c.part.mu.Lock()
+		if c.part.draining {
+			surplus-- // on its way out already
+		}
+		c.part.mu.Unlock()
+	}
 	for j := len(procs) - 1; j >= 0 && surplus > 0; j-- {
 		pt := procs[j].part
 		pt.mu.Lock()

@@ -73,6 +73,11 @@ func TestPartitionsShareFairly(t *testing.T) {
 		}
 		waitShares(map[string]int{"A": 2, "C": 2, "D": 2})
 
+		// Re-partitioning while processes hold partitions is refused.
+		if err := processing.Repartition(t.Context(), s, "shared", 3); !errors.Is(err, processing.ErrRunning) {
+			t.Errorf("Repartition() while running = %v, want ErrRunning", err)
+		}
+
 		more := testkit.Fill(t, s, 300, 30, 3)
 		for _, o := range []string{"A", "C", "D"} {
 			testkit.WaitFor(t, procs[o], more)
