@@ -347,7 +347,6 @@ func (pt *partition) released() {
 // this process's share of them.
 type partitioned struct {
 	mu     sync.Mutex
-	k      int // the layout in use; 0 until a run or status reads it
 	procs  []*Processor
 	target int // the partitions this process should hold
 	held   int // those it holds or is taking

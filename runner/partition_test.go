@@ -41,7 +41,7 @@ func partitionedProcessors(t testing.TB, s *eventstore.Store, owner string, log 
 		t.Fatal(err)
 	}
 	reactor.MustOn(r, func(ctx context.Context, e event.Event, d testkit.Deposited, emit *reactor.Emitter) error {
-		_, err := emit.Emit(ctx, "receipts-"+e.StreamID, testkit.ReceiptIssued{Amount: d.Amount})
+		_, err := emit.Emit(ctx, "receipts-"+e.StreamID, testkit.ReceiptIssued(d))
 		return err
 	})
 	if err := r.Migrate(t.Context()); err != nil {

@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -244,58 +243,30 @@ func measurePartitions(ctx context.Context, t target, s partitionShape, events, 
 	return float64(events) / time.Since(start).Seconds(), children.stop()
 }
 
+// startPartitionChildren starts n runner processes and waits until each
+// has joined the processor's members.
+func startPartitionChildren(ctx context.Context, job partitionJob, n int) (*partitionChildren, error) {
+	ps, err := startChildren(ctx, n, func(i int) (string, error) {
+		job.Proc = i
+		b, err := json.Marshal(job)
+		return envPartitionChild + "=" + string(b), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &partitionChildren{ps: ps}, nil
+}
+
 // partitionChildren are the runner processes of one measurement.
 type partitionChildren struct {
-	cmds    []*exec.Cmd
-	ins     []io.WriteCloser
-	outs    []*bufio.Reader
+	ps      *processes
 	stopped sync.Once
 	err     error
 }
 
-// startPartitionChildren starts n runner processes and waits until each
-// has joined the processor's members.
-func startPartitionChildren(ctx context.Context, job partitionJob, n int) (*partitionChildren, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	pc := &partitionChildren{}
-	for i := range n {
-		job.Proc = i
-		b, err := json.Marshal(job)
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.CommandContext(ctx, exe)
-		cmd.Env = append(os.Environ(), envPartitionChild+"="+string(b))
-		cmd.Stderr = os.Stderr
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			return nil, err
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			pc.stop()
-			return nil, err
-		}
-		pc.cmds, pc.ins, pc.outs = append(pc.cmds, cmd), append(pc.ins, in), append(pc.outs, bufio.NewReader(out))
-	}
-	for i, out := range pc.outs {
-		if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
-			pc.stop()
-			return nil, fmt.Errorf("runner process %d: %q, %v; want ready", i, line, err)
-		}
-	}
-	return pc, nil
-}
-
 // release lets every child start its runner.
 func (pc *partitionChildren) release() error {
-	for i, in := range pc.ins {
+	for i, in := range pc.ps.ins {
 		if _, err := io.WriteString(in, "go\n"); err != nil {
 			return fmt.Errorf("runner process %d: %w", i, err)
 		}
@@ -307,11 +278,11 @@ func (pc *partitionChildren) release() error {
 // and waits for them.
 func (pc *partitionChildren) stop() error {
 	pc.stopped.Do(func() {
-		for _, in := range pc.ins {
+		for _, in := range pc.ps.ins {
 			in.Close()
 		}
-		for i, c := range pc.cmds {
-			if err := c.Wait(); err != nil && pc.err == nil {
+		for i, wait := range pc.ps.waits {
+			if err := wait(); err != nil && pc.err == nil {
 				pc.err = fmt.Errorf("runner process %d: %w", i, err)
 			}
 		}
