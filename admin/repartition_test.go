@@ -57,9 +57,26 @@ func TestRepartitionCommand(t *testing.T) {
 		if k, err := s.Partitions(t.Context(), "accounts"); err != nil || k != 2 {
 			t.Errorf("Partitions() = %d, %v; want 2", k, err)
 		}
-		out, _, code = run(t, cfg, "status")
-		if code != 0 || !strings.Contains(out, processing.PartitionName("accounts", 1, 2)) {
-			t.Errorf("status: exit %d, want the partitions' rows:\n%s", code, out)
+		out, _, code = run(t, cfg, "status", "--json")
+		if code != 0 {
+			t.Fatalf("status: exit %d", code)
+		}
+		got := map[string]admin.ProcessorStatus{}
+		for l := range strings.Lines(out) {
+			var st admin.ProcessorStatus
+			if err := json.Unmarshal([]byte(l), &st); err != nil {
+				t.Fatalf("%v: %s", err, l)
+			}
+			got[st.Name] = st
+		}
+		if st := got["accounts"]; st.State != "partitioned" || st.Position != head || st.Lag != 0 {
+			t.Errorf("status of accounts = %+v, want partitioned at %d", st, head)
+		}
+		for j := range 2 {
+			name := processing.PartitionName("accounts", j, 2)
+			if st := got[name]; st.Kind != "projector" || st.Position != head || st.State != "stopped" {
+				t.Errorf("status of %s = %+v, want a stopped projector at %d", name, st, head)
+			}
 		}
 	})
 }
