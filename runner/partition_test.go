@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"strings"
@@ -214,6 +215,48 @@ func TestPartitionFailover(t *testing.T) {
 		}
 		if len(receipts) != len(deposits) {
 			t.Errorf("%d deposits have receipts, want %d", len(receipts), len(deposits))
+		}
+	})
+}
+
+// TestPartitionStatus: a runner's status, and its JSON, show every
+// partition of a partitioned processor, with its owner, position and lag.
+func TestPartitionStatus(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		db := testdb.New(t, kind)
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 300, 12, 10)
+		p, rc := partitionedProcessors(t, s, "", testdb.Logger(t))
+		r, err := runner.New(s, runner.Options{Logger: testdb.Logger(t), Ownership: processing.Ownership{LeaseDuration: 3 * time.Second}}, p, rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.RunInBackground(t, r)
+		testkit.WaitFor(t, p, head)
+		testkit.Eventually(t, time.Minute, "every partition live", func() bool {
+			ps := processorStatus(t, r.Status(t.Context()), "accounts")
+			for _, part := range ps.Partitions {
+				if part.State != runner.Live {
+					return false
+				}
+			}
+			return len(ps.Partitions) == partitions
+		})
+		ps := processorStatus(t, r.Status(t.Context()), "accounts")
+		if ps.Position != ps.Head || ps.State != runner.Live {
+			t.Errorf("accounts: %+v, want live at the head", ps)
+		}
+		for j, part := range ps.Partitions {
+			if part.Index != j || part.Name != processing.PartitionName("accounts", j, partitions) || part.Owner != r.Owner() || part.Position != ps.Head || part.Lag != 0 {
+				t.Errorf("partition %d: %+v, want %s owned by %s at %d", j, part, processing.PartitionName("accounts", j, partitions), r.Owner(), ps.Head)
+			}
+		}
+		body, err := json.Marshal(r.Status(t.Context()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(body), `"partitions":[{"index":0,"name":"accounts#0/6"`) {
+			t.Errorf("JSON status lacks the partitions:\n%s", body)
 		}
 	})
 }
