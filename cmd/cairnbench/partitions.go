@@ -61,6 +61,7 @@ func partitionShapes() []partitionShape {
 	const effect = 20 * time.Millisecond
 	return []partitionShape{
 		{4, 1, effect}, {4, 2, effect}, {4, 4, effect},
+		{16, 1, effect}, {16, 4, effect},
 		{1, 1, 0}, {4, 1, 0}, {4, 4, 0},
 	}
 }
