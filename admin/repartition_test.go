@@ -2,8 +2,11 @@ package admin_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+
+	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/admin"
 	"github.com/cairnhq/cairn/eventstore"
@@ -78,5 +81,22 @@ func TestRepartitionCommand(t *testing.T) {
 				t.Errorf("status of %s = %+v, want a stopped projector at %d", name, st, head)
 			}
 		}
+
+		// The application's projector, now partitioned, rebuilds all its
+		// partitions.
+		parted := cfg
+		parted.App = func(db *gorm.DB, opts eventstore.Options) (admin.App, error) {
+			s, err := eventstore.New(db, testkit.NewRegistry(), opts)
+			if err != nil {
+				return admin.App{}, err
+			}
+			p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{Processing: processing.Options{Partitions: 2}})
+			return admin.App{Store: s, Processors: []admin.Processor{p}}, nil
+		}
+		out, errOut, code = run(t, parted, "rebuild", "accounts", "--yes", "--json")
+		if code != 0 || !strings.Contains(out, fmt.Sprintf(`"through":%d`, head)) {
+			t.Fatalf("rebuild: exit %d, %s\n%s", code, out, errOut)
+		}
+		testkit.CheckAccounts(t, testkit.ReadAccounts(t, db, "accounts"), testkit.FoldAccounts(t, s, head))
 	})
 }
