@@ -263,3 +263,23 @@ func TestPartitionsPause(t *testing.T) {
 		}
 	})
 }
+
+// TestPartitionsFromHead: the partitions of a processor that starts from
+// the head all start at the head it was registered at.
+func TestPartitionsFromHead(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		db := testdb.New(t, kind)
+		s := testkit.DomainStore(t, db.Gorm)
+		head := testkit.Fill(t, s, 50, 5, 5)
+		rec := &recorder{}
+		p := newProcessor(t, s, "late", rec, processing.Options{Partitions: 3, Start: processing.FromHead()})
+		more := testkit.Fill(t, s, 20, 5, 2)
+		testkit.RunInBackground(t, p)
+		testkit.WaitFor(t, p, more)
+		got := rec.positions()
+		slices.Sort(got)
+		if len(got) != 20 || got[0] <= head {
+			t.Errorf("handled %v, want the 20 events after %d", got, head)
+		}
+	})
+}
