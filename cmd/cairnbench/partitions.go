@@ -38,6 +38,9 @@ import (
 // JSON.
 const envPartitionChild = "CAIRNBENCH_PARTITION_CHILD"
 
+// partitionConns bounds the connections of each runner process.
+const partitionConns = 8
+
 // partitionJob is the work of one runner process.
 type partitionJob struct {
 	DSN        string
@@ -308,6 +311,9 @@ func runPartitionChild(ctx context.Context, spec string, in io.Reader, out io.Wr
 		return err
 	}
 	defer sqlDB.Close()
+	// Every partition is a concurrent user of the pool: bound it, as a
+	// deployment sharing one PostgreSQL server must.
+	sqlDB.SetMaxOpenConns(partitionConns)
 	s, err := benchStore(g, "lock")
 	if err != nil {
 		return err
