@@ -98,5 +98,14 @@ func TestRepartitionCommand(t *testing.T) {
 			t.Fatalf("rebuild: exit %d, %s\n%s", code, out, errOut)
 		}
 		testkit.CheckAccounts(t, testkit.ReadAccounts(t, db, "accounts"), testkit.FoldAccounts(t, s, head))
+
+		// Pause and resume reach the partitions through the processor's
+		// own row.
+		if _, errOut, code := run(t, parted, "pause", "accounts"); code != 0 {
+			t.Errorf("pause: exit %d: %s", code, errOut)
+		}
+		if paused, err := s.Paused(t.Context(), "accounts"); err != nil || !paused {
+			t.Errorf("Paused() = %v, %v; want true", paused, err)
+		}
 	})
 }

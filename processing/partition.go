@@ -412,6 +412,10 @@ func (p *Processor) initPartitions(ctx context.Context) error {
 	if k != p.opts.Partitions {
 		return fmt.Errorf("processing: %s: %w: it has %d partitions, not %d: stop it and re-partition it first (Repartition)", p.name, ErrInvalid, k, p.opts.Partitions)
 	}
+	// The processor's own row keeps the pause flag of every partition.
+	if _, _, err := p.store.LoadPosition(ctx, p.name); err != nil {
+		return fmt.Errorf("processing: %s: %w", p.name, err)
+	}
 	parts := p.partitions()
 	if p.opts.Start.kind == startHead && !parts[0].registered.Load() {
 		// One head for all: the partitions start at the same place.
@@ -424,8 +428,8 @@ func (p *Processor) initPartitions(ctx context.Context) error {
 		}
 	}
 	for _, c := range parts {
-		if err := c.register(ctx); err != nil {
-			return err
+		if _, _, err := c.loadPosition(ctx); err != nil { // registers it first
+			return err // named by the store or by register
 		}
 	}
 	return nil

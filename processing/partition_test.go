@@ -127,6 +127,19 @@ func TestPartitionsKeepStreamOrder(t *testing.T) {
 		head := testkit.Fill(t, s, 1000, 25, 4)
 		rec := &recorder{}
 		p := newProcessor(t, s, "ordered", rec, processing.Options{Partitions: 4, BatchSize: 30})
+		// Migrate made the processor's own row, where its pause flag
+		// lives, at 0, with its partitions' rows.
+		rows, err := s.ListPositions(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range rows {
+			names = append(names, r.Name)
+		}
+		if want := []string{"ordered", "ordered#0/4", "ordered#1/4", "ordered#2/4", "ordered#3/4"}; !slices.Equal(names, want) {
+			t.Errorf("rows after Migrate: %v, want %v", names, want)
+		}
 		testkit.RunInBackground(t, p)
 		testkit.WaitFor(t, p, head)
 		all := testkit.MustCollect(t, "all", s.ReadAll(t.Context(), 0, 0))
