@@ -268,6 +268,11 @@ func (r *run) pausable(ctx context.Context) error {
 	defer func() {
 		cancel(nil)
 		s.mu.Lock()
+		if s.paused && ctx.Err() == nil {
+			// Shown before Pause returns (it waits for handling to
+			// end); a resume, which takes s.mu first, shows Running.
+			p.update(func(st *Status) { st.State = Paused })
+		}
 		s.handling, s.interrupt = false, nil
 		s.notify()
 		s.mu.Unlock()
