@@ -33,11 +33,11 @@ const partitions = 6
 func partitionedProcessors(t testing.TB, s *eventstore.Store, owner string, log *slog.Logger) (*processing.Processor, *reactor.Reactor) {
 	t.Helper()
 	p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{
-		Processing: processing.Options{Partitions: partitions, BatchSize: 20, Logger: log, ErrorHandler: processing.ConstantRetry{Delay: 50 * time.Millisecond}},
+		Processing: processing.Options{Partitions: partitions, BatchSize: 50, Logger: log, ErrorHandler: processing.ConstantRetry{Delay: 50 * time.Millisecond}},
 		Owner:      owner,
-		BatchDelay: 20 * time.Millisecond,
+		BatchDelay: 10 * time.Millisecond,
 	})
-	r, err := reactor.New(s, "receipts", reactor.Options{Processing: processing.Options{Partitions: partitions, BatchSize: 20, Logger: log}})
+	r, err := reactor.New(s, "receipts", reactor.Options{Processing: processing.Options{Partitions: partitions, BatchSize: 50, Logger: log}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestPartitionFailover(t *testing.T) {
 		})
 		t.Logf("B's partitions moved in %v (lease %v)", time.Since(killed).Round(10*time.Millisecond), lease)
 
-		testkit.Eventually(t, 2*time.Minute, "every partition at the head", func() bool {
+		testkit.Eventually(t, 5*time.Minute, "every partition at the head", func() bool {
 			_, a := partitionOwners(t, s, "accounts")
 			_, r := partitionOwners(t, s, "receipts")
 			return a >= head && r >= head
