@@ -112,6 +112,21 @@ func commands() []*command {
 			run:      runPause(false),
 		},
 		{
+			name: "repartition", args: "PROCESSOR", summary: "change a stopped processor's number of partitions (--to K; 1 unpartitions it) from its saved positions, skipping and repeating nothing",
+			data: true, destructive: true, minArgs: 1, maxArgs: 1,
+			examples: []string{"repartition todo_completed_notifier --to 4 --yes"},
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.Var(&o.to, "to", "the new number of partitions")
+			},
+			check: func(o *options, args []string) error {
+				if !o.to.set || o.to.v < 1 {
+					return usagef("repartition: give the new number of partitions with --to K (K ≥ 1)")
+				}
+				return nil
+			},
+			run: runRepartition,
+		},
+		{
 			name: "rebuild", args: "PROJECTOR", summary: "reset a projector with its tables and replay every event, with progress until caught up",
 			data: true, destructive: true, embedded: true, minArgs: 1, maxArgs: 1,
 			examples: []string{"rebuild outstanding_todos --yes"},

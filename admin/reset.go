@@ -47,6 +47,10 @@ func runReset(ctx context.Context, c *cli, args []string) error {
 	kind := "unknown"
 	if proc != nil {
 		kind = proc.Kind()
+	} else if k, err := c.store.Partitions(ctx, name); err != nil {
+		return err
+	} else if k > 1 {
+		return usagef("reset %s: it has %d partitions: reset it from the application's admin command, which knows its tables", name, k)
 	}
 	projector := proc != nil && kind == "projector"
 	stateful := false
@@ -153,14 +157,14 @@ func runRebuild(ctx context.Context, c *cli, args []string) error {
 	t := time.NewTicker(rebuildPoll)
 	defer t.Stop()
 	for {
-		row, _, err := c.position(ctx, name)
+		pos, err := c.progressOf(ctx, name)
 		if err != nil {
 			cancel()
 			<-errc
 			return err
 		}
-		bar.set(row.Position)
-		if row.Position >= head {
+		bar.set(pos)
+		if pos >= head {
 			break
 		}
 		select {
@@ -169,7 +173,7 @@ func runRebuild(ctx context.Context, c *cli, args []string) error {
 			if err == nil {
 				err = ctx.Err()
 			}
-			return fmt.Errorf("rebuild %s: stopped at position %d of %d: %w", name, row.Position, head, err)
+			return fmt.Errorf("rebuild %s: stopped at position %d of %d: %w", name, pos, head, err)
 		case <-t.C:
 		}
 	}
@@ -185,4 +189,26 @@ func runRebuild(ctx context.Context, c *cli, args []string) error {
 	}
 	_, err = fmt.Fprintf(c.stdout, "rebuilt %s through position %d in %v\n", name, head, elapsed.Round(time.Millisecond))
 	return err
+}
+
+// progressOf returns the saved position of the processor name: its row's,
+// or for a partitioned processor the smallest of its partitions'.
+func (c *cli) progressOf(ctx context.Context, name string) (int64, error) {
+	rows, err := c.store.ListPositions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	pos, smallest := int64(0), int64(-1)
+	for _, r := range rows {
+		if r.Name == name {
+			pos = r.Position
+		}
+		if base, ok := partitionOf(r.Name); ok && base == name && (smallest < 0 || r.Position < smallest) {
+			smallest = r.Position
+		}
+	}
+	if smallest >= 0 {
+		return smallest, nil
+	}
+	return pos, nil
 }

@@ -22,7 +22,9 @@ type ProcessorStatus struct {
 	// State is one of: new (no position yet), paused, live (an owner
 	// runs it and it has reached the head), catching_up (an owner runs
 	// it, behind the head), failed (no owner, an error recorded), stopped
-	// (no owner).
+	// (no owner), partitioned (the row of a processor split into
+	// partitions, whose rows "name#j/K" follow it; its position is the
+	// smallest of theirs).
 	State string `json:"state"`
 	// Owner holds its lease until LeaseUntil; "" when no live lease.
 	Owner      string     `json:"owner"`
@@ -103,6 +105,15 @@ func (c *cli) status(ctx context.Context) ([]ProcessorStatus, error) {
 		}
 	}
 	slices.Sort(names)
+	// The smallest position of each partitioned processor's partitions.
+	smallest := map[string]int64{}
+	for _, p := range positions {
+		if base, ok := partitionOf(p.Name); ok {
+			if m, seen := smallest[base]; !seen || p.Position < m {
+				smallest[base] = p.Position
+			}
+		}
+	}
 	rows := make([]ProcessorStatus, 0, len(names))
 	for _, name := range names {
 		p, hasRow := byName[name]
@@ -110,13 +121,22 @@ func (c *cli) status(ctx context.Context) ([]ProcessorStatus, error) {
 			Name: name, Kind: "unknown", Owner: p.Owner, LeaseUntil: optTime(p.LeaseUntil), Position: p.Position,
 			Head: max(head, p.Position), Paused: p.Paused, LastError: p.LastError, FailedAt: optTime(p.FailedAt),
 		}
-		if proc := c.processor(name); proc != nil {
+		base, isPartition := partitionOf(name)
+		if proc := c.processor(base); proc != nil {
 			s.Kind = proc.Kind()
+		}
+		m, partitioned := smallest[name]
+		if partitioned && !isPartition {
+			// A partitioned processor's own row keeps its pause flag;
+			// its partitions' rows, listed after it, the rest.
+			s.Position, s.Head, s.Owner, s.LeaseUntil = m, max(head, m), "", nil
 		}
 		if s.Lag, err = c.store.Distance(ctx, s.Position, s.Head); err != nil {
 			return nil, err
 		}
 		switch {
+		case partitioned && !isPartition && !p.Paused:
+			s.State = "partitioned"
 		case !hasRow:
 			s.State = "new"
 		case p.Paused:
@@ -180,4 +200,22 @@ func (c *cli) printStatus(rows []ProcessorStatus) error {
 			r.Name, r.Kind, r.State, owner, lease, r.Position, r.Head, r.Lag, r.LagSeconds, parked, lastErr)
 	}
 	return tw.Flush()
+}
+
+// partitionOf returns the name of the processor whose partition's row is
+// name ("name#j/K", see processing.PartitionName), and false when name is
+// not a partition's row: then it returns name.
+func partitionOf(name string) (string, bool) {
+	i := strings.LastIndexByte(name, '#')
+	if i < 0 {
+		return name, false
+	}
+	j, k, ok := strings.Cut(name[i+1:], "/")
+	if _, err := strconv.ParseUint(j, 10, 16); err != nil || !ok {
+		return name, false
+	}
+	if _, err := strconv.ParseUint(k, 10, 16); err != nil {
+		return name, false
+	}
+	return name[:i], true
 }

@@ -42,6 +42,9 @@ type tables struct {
 	// projectionVersions holds the versions of versioned projections
 	// (see projection_versions.go).
 	projectionVersions string
+	// partitions and members hold the layouts of partitioned processors
+	// and the runners that share them (see partitions.go).
+	partitions, members string
 }
 
 func newTables(prefix string) tables {
@@ -53,6 +56,8 @@ func newTables(prefix string) tables {
 		store:              prefix + "store",
 		parked:             prefix + "parked_events",
 		projectionVersions: prefix + "projection_versions",
+		partitions:         prefix + "processor_partitions",
+		members:            prefix + "processor_members",
 	}
 }
 
@@ -111,6 +116,9 @@ type queries struct {
 
 	// The projection versions (see projection_versions.go).
 	pv projectionQueries
+
+	// The partitions of processors and their members (partitions.go).
+	part partitionQueries
 }
 
 // newQueries builds the shared query texts. p is the dialect's bind
@@ -160,6 +168,7 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 	q.parked = newParkedQueries(t, p)
 	q.start = newStartQueries(t, p)
 	q.pv = newProjectionQueries(t, p, nowMillis)
+	q.part = newPartitionQueries(t, p, nowMillis)
 	return q
 }
 

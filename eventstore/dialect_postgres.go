@@ -84,6 +84,8 @@ func (d *postgresDialect) schema() []string {
 		parkedIndexSchema(t),
 		projectionVersionsTable(t),
 		projectionVersionsIndex(t),
+		partitionsSchema(t),
+		membersSchema(t),
 	}
 	if d.typeIndex {
 		stmts = append(stmts, typeIndexSchema(t))

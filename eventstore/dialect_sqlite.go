@@ -88,6 +88,8 @@ func (d *sqliteDialect) schema() []string {
 		projectionVersionsTable(t),
 		projectionVersionsIndex(t),
 		appendTriggerSchema(t),
+		partitionsSchema(t),
+		membersSchema(t),
 	}
 	if d.typeIndex {
 		stmts = append(stmts, typeIndexSchema(t))

@@ -127,6 +127,10 @@ func (s *Store) resetPosition(ctx context.Context, ex execer, name string) error
 	if err := s.removeParkedOf(ctx, ex, name); err != nil {
 		return fail("reset position", name, "", err)
 	}
+	// From 0, nothing handled is left to skip (see partitions.go).
+	if _, err := ex.ExecContext(ctx, s.q.part.clearHandled, name); err != nil {
+		return fail("reset position", name, "", err)
+	}
 	return nil
 }
 

@@ -121,6 +121,66 @@
 // taking it bumps the epoch, so the one statement that saves a position
 // fences the previous owner even if it is still running.
 //
+// # Partitions
+//
+// A processor with [Options.Partitions] K > 1 is split into K partitions
+// by stream: a stream belongs to partition [event.PartitionOf](id, K), the
+// FNV-1a 32-bit hash of its ID modulo K, which never changes. Each
+// partition is a position row of its own ([PartitionName]: "name#j/K")
+// with its own position, lease and epoch, so everything said above holds
+// per partition: its batches are fenced, a projector's partition commits
+// its tables with its own position (exactly once), a reactor's emitted
+// events keep their deterministic IDs. A stream's events stay in order,
+// as a stream lies in one partition. Status shows every partition
+// ([Status.Partitions]); the processor's Position is the smallest of
+// theirs, so [Processor.WaitFor] waits for all of them.
+//
+// Every partition reads all the events of the processor's types and moves
+// past those of the other partitions' streams: reading is K times that of
+// one processor, which costs little beside handlers that do I/O (measured
+// in BENCHMARKS.md), but makes partitions no help for a projector whose
+// handlers are cheap SQL.
+//
+// Under [Processor.RunOwned] (a runner), the processes running a
+// partitioned processor share its partitions fairly: each renews a
+// membership row (an owner ID and an expiry by the database's clock) every
+// HeartbeatInterval, and with N live members sorted by owner ID, the one
+// at index r holds K/N partitions, plus one if r < K mod N. A process
+// holding more than its share releases the surplus at its next batch
+// boundary; one holding less takes free partitions as they poll. When a
+// process joins, the others hand partitions over within a batch and a
+// heartbeat; when one dies, its membership and its leases expire after
+// LeaseDuration, and the others take its partitions at their next poll.
+// [Processor.Run] runs every partition in the calling process.
+//
+// A processor's number of partitions is recorded in the store the first
+// time it runs or migrates. Changing it is an operation: stop every
+// process running it, call [Repartition] (or the admin command
+// "repartition NAME --to K"), start them again with the new Options.
+// Repartition moves nothing past an event that was not handled and
+// repeats nothing: the new partitions start from the smallest saved
+// position of the old partitions whose streams they share, and skip the
+// events those had handled already (the old layout and positions are
+// recorded with them). From K to a multiple of K, each new partition
+// simply inherits its old partition's position. An unpartitioned
+// processor with a saved position is re-partitioned the same way (from
+// 1), and K = 1 makes a partitioned one unpartitioned again. A processor
+// whose store says it has another number of partitions than its Options
+// does not run ([ErrInvalid]).
+//
+// Not supported with partitions, and refused with [ErrInvalid]: parking
+// ([Options.Park]), versioned projectors (their builds and swaps). A reset
+// resets every partition.
+//
+// Partitions or per-stream concurrency? Both keep each stream's events in
+// order. Concurrency within one process costs no extra reads and suits
+// handlers that wait on I/O (a 20 ms call): one process handles many
+// events at once. Partitions spread a processor over processes, for work
+// that one process cannot do — CPU, memory, connections, or a side effect
+// that must not run all in one place — and keep a dead process's work
+// moving; within a process, partitions also run concurrently, one
+// goroutine each.
+//
 // # Errors
 //
 // A handler's error or panic, an event whose type the registry does not

@@ -129,6 +129,12 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 	}
 	defer p.running.Store(false)
 	o = o.withDefaults()
+	if p.parts != nil {
+		return p.runPartitions(ctx, &o)
+	}
+	if err := p.checkUnpartitioned(ctx); err != nil {
+		return err
+	}
 	log := p.opts.Logger.With("processor", p.name, "owner", o.Owner)
 	types := p.h.Types()
 	for {
@@ -141,6 +147,9 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 		p.update(func(s *Status) { s.Owner, s.Position = o.Owner, l.position })
 
 		runCtx, cancel := context.WithCancelCause(ctx)
+		if p.part != nil {
+			p.part.taken(cancel)
+		}
 		var wg sync.WaitGroup
 		wg.Go(func() { p.heartbeat(runCtx, cancel, o, l, log) })
 		r := run{p: p, types: types, epoch: l.epoch, owned: true}
@@ -157,6 +166,9 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 			log.WarnContext(ctx, "event processor lease not released", "error", rerr)
 		}
 		rcancel()
+		if p.part != nil {
+			p.part.released()
+		}
 
 		switch {
 		case failed != nil && !errors.Is(failed, errLeaseLost):
@@ -169,6 +181,9 @@ func (p *Processor) RunOwned(ctx context.Context, o Ownership) error {
 			return nil
 		case errors.Is(err, errLeaseLost):
 			log.WarnContext(ctx, "event processor lease lost; standing by", "epoch", l.epoch, "error", err)
+			p.update(func(s *Status) { s.Owner = "" })
+		case errors.Is(err, errReleased):
+			log.InfoContext(ctx, "event processor partition released; standing by", "epoch", l.epoch)
 			p.update(func(s *Status) { s.Owner = "" })
 		}
 	}
@@ -185,8 +200,14 @@ type lease struct {
 // acquire takes the processor's lease for o.Owner if no one else holds it;
 // ok is false when another owner does.
 func (p *Processor) acquire(ctx context.Context, o Ownership) (l lease, ok bool, err error) {
+	if p.part != nil && !p.part.claim() {
+		return lease{}, false, nil // this process holds its share
+	}
 	epoch, pos, ok, err := p.store.AcquireLease(ctx, p.name, o.Owner, o.LeaseDuration)
 	if err != nil || !ok {
+		if p.part != nil {
+			p.part.unclaim()
+		}
 		return lease{}, false, err
 	}
 	return lease{owner: o.Owner, epoch: epoch, position: pos}, true, nil

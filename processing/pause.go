@@ -77,6 +77,7 @@ func (p *Processor) setPaused(paused, byProcess bool) {
 	}
 	s.notify()
 	s.mu.Unlock()
+	p.pausePartitions(paused, byProcess)
 	p.update(func(st *Status) {
 		st.Paused = paused
 		if !paused && st.State == Paused {
@@ -110,7 +111,23 @@ func (p *Processor) Pause(ctx context.Context) error {
 		return fmt.Errorf("processing: pause %s: %w", p.name, err)
 	}
 	p.setPaused(true, true)
-	// Wait for the run to leave the handling of events.
+	// Wait for the run (or the partitions' runs) to leave the handling of
+	// events.
+	waiting := []*Processor{p}
+	if p.parts != nil {
+		waiting = p.partitions()
+	}
+	for _, w := range waiting {
+		if err := w.awaitIdle(ctx); err != nil {
+			return fmt.Errorf("processing: pause %s: %w", p.name, err)
+		}
+	}
+	return nil
+}
+
+// awaitIdle waits until p's run has left the handling of events, or p is
+// no longer paused.
+func (p *Processor) awaitIdle(ctx context.Context) error {
 	s := &p.pause
 	for {
 		s.mu.Lock()
@@ -122,7 +139,7 @@ func (p *Processor) Pause(ctx context.Context) error {
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("processing: pause %s: %w", p.name, ctx.Err())
+			return ctx.Err()
 		case <-ch:
 		}
 	}
@@ -165,7 +182,7 @@ func (p *Processor) watchPause(ctx context.Context, log *slog.Logger) (stop func
 		p.pause.mu.Lock()
 		gen := p.pause.gen
 		p.pause.mu.Unlock()
-		paused, err := ps.Paused(ctx, p.name)
+		paused, err := ps.Paused(ctx, p.pauseName())
 		if err != nil {
 			if ctx.Err() == nil {
 				log.WarnContext(ctx, "event processor cannot read its pause flag", "error", err)
@@ -251,6 +268,11 @@ func (r *run) pausable(ctx context.Context) error {
 	defer func() {
 		cancel(nil)
 		s.mu.Lock()
+		if s.paused && ctx.Err() == nil {
+			// Shown before Pause returns (it waits for handling to
+			// end); a resume, which takes s.mu first, shows Running.
+			p.update(func(st *Status) { st.State = Paused })
+		}
 		s.handling, s.interrupt = false, nil
 		s.notify()
 		s.mu.Unlock()

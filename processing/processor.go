@@ -91,6 +91,15 @@ type Options struct {
 	// reactors, whose batches are transactions, do not (split them into
 	// partitions instead). See the package documentation.
 	Concurrency int
+	// Partitions splits the processor into that many partitions, by the
+	// hash of the stream ID ([event.PartitionOf]), each with its own
+	// position, lease and epoch, so that the runners of several
+	// processes share its work ([Processor.RunOwned]); 0 or 1 means one
+	// (unpartitioned). Per-stream order holds, since a stream always
+	// falls in one partition. Change it for an existing processor with
+	// [Repartition] only. Parking is not supported with partitions. See
+	// "Partitions" in the package documentation.
+	Partitions int
 }
 
 // Validate reports options that cannot work.
@@ -100,6 +109,12 @@ func (o Options) Validate() error {
 	}
 	if o.Concurrency < 0 {
 		return fmt.Errorf("%w: concurrency %d is negative", ErrInvalid, o.Concurrency)
+	}
+	if o.Partitions < 0 || o.Partitions > MaxPartitions {
+		return fmt.Errorf("%w: %d partitions, want 0 to %d", ErrInvalid, o.Partitions, MaxPartitions)
+	}
+	if o.Partitions > 1 && o.Park {
+		return fmt.Errorf("%w: parking is not supported with partitions", ErrInvalid)
 	}
 	return o.validateMore()
 }
@@ -206,6 +221,11 @@ type Status struct {
 	// [Processor.RunOwned].
 	Parked       int
 	OldestParked time.Time
+	// Partitions holds the status of each partition of a partitioned
+	// processor ([Options.Partitions]), by index; nil otherwise. The
+	// fields above sum them up then: Position is the smallest
+	// partition's, State the most pressing.
+	Partitions []Status
 }
 
 // Processor is an event stream processor: it reads the events of its types
@@ -224,6 +244,11 @@ type Processor struct {
 	// registered: the start position is recorded (start.go).
 	registered atomic.Bool
 	pause      pauseState // pause.go
+
+	// part is set on a partition of a partitioned processor, parts on
+	// a partitioned processor (partition.go).
+	part  *partition
+	parts *partitioned
 
 	mu      sync.Mutex
 	status  Status
@@ -260,7 +285,7 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("processing: new %q: %w: %w", name, ErrInvalid, err)
 	}
-	return &Processor{
+	p := &Processor{
 		name:    name,
 		kind:    "processor",
 		store:   store,
@@ -269,7 +294,11 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 		pk:      pk,
 		status:  Status{Name: name},
 		changed: make(chan struct{}),
-	}, nil
+	}
+	if opts.Partitions > 1 {
+		p.parts = &partitioned{}
+	}
+	return p, nil
 }
 
 func validName(name string) error {
@@ -317,6 +346,9 @@ func (p *Processor) Migrate(ctx context.Context) error {
 	if err := p.store.Migrate(ctx); err != nil {
 		return err
 	}
+	if p.parts != nil {
+		return p.initPartitions(ctx)
+	}
 	return p.register(ctx)
 }
 
@@ -337,9 +369,16 @@ func (p *Processor) ResetWith(ctx context.Context, reset func(ctx context.Contex
 	if p.running.Load() {
 		return fmt.Errorf("processing: reset %s: %w", p.name, ErrRunning)
 	}
-	if err := reset(ctx, p.name); err != nil {
+	names, err := p.rowNames(ctx)
+	if err != nil {
 		return fmt.Errorf("processing: reset %s: %w", p.name, err)
 	}
+	for _, n := range names {
+		if err := reset(ctx, n); err != nil {
+			return fmt.Errorf("processing: reset %s: %w", p.name, err)
+		}
+	}
+	p.resetPartitions()
 	p.update(func(s *Status) { s.Position, s.Parked, s.OldestParked = 0, 0, time.Time{} })
 	return nil
 }
@@ -348,6 +387,9 @@ func (p *Processor) ResetWith(ctx context.Context, reset func(ctx context.Contex
 func (p *Processor) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.parts != nil {
+		return p.partitionsStatus(p.status)
+	}
 	return p.status
 }
 
@@ -378,10 +420,13 @@ func (p *Processor) WaitFor(ctx context.Context, position int64) error {
 
 func (p *Processor) update(fn func(*Status)) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	fn(&p.status)
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	if p.part != nil {
+		p.partitionChanged()
+	}
 }
 
 // Run processes events until ctx ends, and then returns nil: stopping is
@@ -402,6 +447,12 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("processing: run %s: %w", p.name, ErrRunning)
 	}
 	defer p.running.Store(false)
+	if p.parts != nil {
+		return p.runPartitions(ctx, nil)
+	}
+	if err := p.checkUnpartitioned(ctx); err != nil {
+		return err
+	}
 	p.update(func(s *Status) { s.Owner = "" })
 	r := run{p: p, types: p.h.Types(), epoch: -1}
 	return r.loop(ctx, p.opts.Logger.With("processor", p.name))

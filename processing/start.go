@@ -121,7 +121,7 @@ func (o Options) supportedBy(store Store, h Handler) error {
 // from the beginning and has no row yet.
 func (p *Processor) register(ctx context.Context) error {
 	start := p.opts.Start
-	if start.kind == startBeginning || p.registered.Load() {
+	if start.kind == startBeginning || p.registered.Load() || p.parts != nil {
 		return nil
 	}
 	ss := p.store.(startStore) // checked by New
@@ -156,7 +156,7 @@ func (p *Processor) loadPosition(ctx context.Context) (position, epoch int64, er
 // position.
 func (p *Processor) subscribe(ctx context.Context, after int64, types []string) iter.Seq2[event.Batch, error] {
 	if p.opts.Streams.All() {
-		return p.store.SubscribeBatches(ctx, after, p.opts.BatchSize, types...)
+		return p.filter(ctx, p.store.SubscribeBatches(ctx, after, p.opts.BatchSize, types...))
 	}
-	return p.store.(streamStore).SubscribeBatchesOf(ctx, p.opts.Streams, after, p.opts.BatchSize, types...)
+	return p.filter(ctx, p.store.(streamStore).SubscribeBatchesOf(ctx, p.opts.Streams, after, p.opts.BatchSize, types...))
 }

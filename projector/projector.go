@@ -87,6 +87,9 @@ func (o Options) Validate() error {
 		}
 	}
 	errs = append(errs, o.validateVersion())
+	if o.Version > 0 && o.Processing.Partitions > 1 {
+		errs = append(errs, fmt.Errorf("%w: a versioned projector cannot be partitioned (its builds and swaps run as one processor)", processing.ErrInvalid))
+	}
 	return errors.Join(errs...)
 }
 

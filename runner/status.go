@@ -76,6 +76,10 @@ type ProcessorStatus struct {
 	// Rebuild is the progress of the new version a versioned projector
 	// builds beside the active one; nil (null) when none is being built.
 	Rebuild *RebuildStatus `json:"rebuild"`
+	// Partitions holds the state of each partition of a partitioned
+	// processor, by index (omitted when it has none); the fields above
+	// sum them up: Position is the smallest partition's.
+	Partitions []PartitionStatus `json:"partitions,omitempty"`
 }
 
 // MarshalJSON encodes s with its LastError as a string.
@@ -190,6 +194,7 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		}
 	}
 	s.Rebuild = r.rebuildOf(pr)
+	s.Partitions = partitionsOf(ps, s.Head)
 	return s
 }
 

@@ -39,6 +39,7 @@
 //	-runs N                    runs per workload and side (default 5; -quick: 1)
 //	-only W1,R2                run only these workloads (W1–W4, R1, R2, A1, A1S, A1H, P1, L1, L2, S1)
 //	-processes                 run the multi-process workloads instead (PostgreSQL; see processes.go)
+//	-partitions                run the partitions workload instead (PostgreSQL; see partitions.go)
 //	-shapes 8x1,floor          with -processes: run only these shapes (1x8, 2x4, 4x2, 8x1, 1x1, floor, lat)
 //	-scale 1M,10M              scale mode: fill one store per database to each size and
 //	                           measure appends (median, p99), a stream read, a rare type's
@@ -74,6 +75,8 @@ func main() {
 	var err error
 	if spec := os.Getenv(envProcessChild); spec != "" {
 		err = runProcessChild(ctx, spec, os.Stdin, os.Stdout) // a child of -processes
+	} else if spec := os.Getenv(envPartitionChild); spec != "" {
+		err = runPartitionChild(ctx, spec, os.Stdin, os.Stdout) // a child of -partitions
 	} else {
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
@@ -106,6 +109,7 @@ type config struct {
 	cpuProfile  string
 	memProfile  string
 	processes   bool    // run the multi-process workloads (processes.go) instead
+	partitions  bool    // run the partitions workload (partitions.go) instead
 	shapes      []shape // of the multi-process workloads
 	orderings   []string
 	// scale, when set, selects the scale mode (scale.go) at these store
@@ -125,6 +129,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.processes {
 		err := runProcesses(ctx, cfg, stdout, stderr)
+		stopProfile()
+		return err
+	}
+	if cfg.partitions {
+		err := runPartitions(ctx, cfg, stdout, stderr)
 		stopProfile()
 		return err
 	}
@@ -171,6 +180,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile to this file at the end")
 	fs.BoolVar(&cfg.processes, "processes", false, "run the multi-process workloads instead (PostgreSQL): appends from child processes under lock and xid ordering, the floor's 8 writers, subscription latency")
+	fs.BoolVar(&cfg.partitions, "partitions", false, "run the partitions workload instead (PostgreSQL): a reactor with a 20 ms side effect in 4 partitions over 1, 2 and 4 runner processes")
 	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

@@ -258,29 +258,43 @@ type ackedTime struct {
 // startProcesses starts n children with job and waits until each is
 // ready (connected, its store built).
 func startProcesses(ctx context.Context, job processJob, n int) (*processes, error) {
+	return startChildren(ctx, n, func(i int) (string, error) {
+		job.Proc = i
+		b, err := json.Marshal(job)
+		return envProcessChild + "=" + string(b), err
+	})
+}
+
+// startChildren starts n children of cairnbench, child i with the
+// environment variable env(i) ("NAME=value") added, and waits until each
+// says it is ready.
+func startChildren(ctx context.Context, n int, env func(i int) (string, error)) (*processes, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	ps := &processes{}
 	for i := range n {
-		job.Proc = i
-		b, err := json.Marshal(job)
+		v, err := env(i)
 		if err != nil {
+			ps.kill()
 			return nil, err
 		}
 		cmd := exec.CommandContext(ctx, exe)
-		cmd.Env = append(os.Environ(), envProcessChild+"="+string(b))
+		cmd.Env = append(os.Environ(), v)
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {
+			ps.kill()
 			return nil, err
 		}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
+			ps.kill()
 			return nil, err
 		}
 		if err := cmd.Start(); err != nil {
+			ps.kill()
 			return nil, err
 		}
 		ps.cmds, ps.ins, ps.outs = append(ps.cmds, cmd), append(ps.ins, in), append(ps.outs, bufio.NewReader(out))
