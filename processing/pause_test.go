@@ -80,10 +80,11 @@ func TestPauseInterruptsBatch(t *testing.T) {
 		s := testkit.DomainStore(t, db.Gorm)
 		head := testkit.Fill(t, s, 3000, 20, 100)
 		p := testkit.AccountsProjector(t, s, "accounts", "accounts", testkit.AccountsOptions{
-			Processing: processing.Options{BatchSize: 200, ErrorHandler: processing.NoRetry{}},
-			// 15 batches of 50 ms: the pause has most of 0.75 s to land
-			// mid-run even on a busy machine.
-			BatchDelay: 50 * time.Millisecond,
+			Processing: processing.Options{BatchSize: 100, ErrorHandler: processing.NoRetry{}},
+			// 30 batches of 100 ms: the pause has most of 3 s to land
+			// mid-run even on a busy machine, where on SQLite its write
+			// of the pause flag waits for the batches' transactions.
+			BatchDelay: 100 * time.Millisecond,
 		})
 		testkit.RunInBackground(t, p)
 		testkit.WaitFor(t, p, head/4)
