@@ -218,18 +218,23 @@ func newAttrs(kv ...attribute.KeyValue) attrs {
 }
 
 // RecordedAt returns when the newest event at or before position was
-// recorded, and the zero time when there is none. A processor's lag in
-// seconds is the recorded time of the head's event minus that of the
-// processor's position (see package runner).
+// recorded; when there is none, when the oldest event was; and the zero
+// time in an empty store. A processor's lag in seconds is the recorded
+// time of the head's event minus that of the processor's position (see
+// package runner): a processor that has handled nothing yet is as far
+// behind as the store is old.
 func (s *Store) RecordedAt(ctx context.Context, position int64) (time.Time, error) {
-	q := "SELECT recorded_at FROM " + s.q.t.events + " WHERE position <= " + s.q.p(1) + " ORDER BY position DESC LIMIT 1"
-	var tv timeValue
-	err := s.db.QueryRowContext(ctx, q, position).Scan(&tv)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return time.Time{}, nil
-	case err != nil:
-		return time.Time{}, fail("recorded at", "", "", err)
+	at := s.q.t.events + " WHERE position <= " + s.q.p(1) + " ORDER BY position DESC"
+	for _, q := range []string{at, s.q.t.events + " WHERE position > " + s.q.p(1) + " ORDER BY position"} {
+		var tv timeValue
+		err := s.db.QueryRowContext(ctx, "SELECT recorded_at FROM "+q+" LIMIT 1", position).Scan(&tv)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			continue
+		case err != nil:
+			return time.Time{}, fail("recorded at", "", "", err)
+		}
+		return tv.t, nil
 	}
-	return tv.t, nil
+	return time.Time{}, nil
 }

@@ -156,7 +156,7 @@ func TestRecordedAt(t *testing.T) {
 			pos  int64
 			want time.Time
 		}{
-			{0, time.Time{}},
+			{0, first[0].RecordedAt}, // none before: the oldest
 			{first[0].Position, first[0].RecordedAt},
 			{second[0].Position - 1, first[0].RecordedAt},
 			{second[0].Position, second[0].RecordedAt},
