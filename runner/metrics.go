@@ -75,7 +75,7 @@ func newMeters(mp metric.MeterProvider, procs []*proc) (*meters, error) {
 	m.parked, errs[4] = m.meter.Int64ObservableGauge("cairn.processor.parked",
 		metric.WithUnit("{event}"), metric.WithDescription("Events the processor has parked."))
 	m.state, errs[5] = m.meter.Int64ObservableGauge("cairn.processor.state",
-		metric.WithUnit("1"), metric.WithDescription("1 for the processor's current state (cairn.processor.state), 0 for the others."))
+		metric.WithUnit("{state}"), metric.WithDescription("1 for the processor's current state (cairn.processor.state), 0 for the others."))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
