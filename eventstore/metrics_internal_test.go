@@ -57,3 +57,39 @@ func TestErrorType(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMetricsNoop measures what the metrics add to one append (its
+// group commit included) and to one read query when nobody collects them:
+// the cost to compare with that of an append or a read, whatever the
+// load of the machine.
+func BenchmarkMetricsNoop(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		mp   func() (*storeMetrics, error)
+	}{
+		{"noop", func() (*storeMetrics, error) { return newStoreMetrics(noop.NewMeterProvider(), "sqlite") }},
+		{"global", func() (*storeMetrics, error) { return newStoreMetrics(nil, "sqlite") }},
+	} {
+		m, err := c.mp()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		live := []*request{{events: make([]pendingEvent, 1)}}
+		b.Run(c.name+"/append", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				start := m.startAppend(ctx)
+				m.committed(ctx, live)
+				m.appended(ctx, start, 1, nil)
+			}
+		})
+		b.Run(c.name+"/read", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				start := m.startRead(ctx)
+				m.readDone(ctx, readOfStream, start, 100, nil)
+			}
+		})
+	}
+}
