@@ -48,43 +48,49 @@ func (m *Metrics) Collect(t testing.TB) Snapshot {
 	s := Snapshot{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, mt := range sm.Metrics {
+			var ps []Point
 			switch d := mt.Data.(type) {
 			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					s[mt.Name] = append(s[mt.Name], Point{Attrs: attrMap(p.Attributes), Value: float64(p.Value)})
-				}
+				ps = values(d.DataPoints)
 			case metricdata.Sum[float64]:
-				for _, p := range d.DataPoints {
-					s[mt.Name] = append(s[mt.Name], Point{Attrs: attrMap(p.Attributes), Value: p.Value})
-				}
+				ps = values(d.DataPoints)
 			case metricdata.Gauge[int64]:
-				for _, p := range d.DataPoints {
-					s[mt.Name] = append(s[mt.Name], Point{Attrs: attrMap(p.Attributes), Value: float64(p.Value)})
-				}
+				ps = values(d.DataPoints)
 			case metricdata.Gauge[float64]:
-				for _, p := range d.DataPoints {
-					s[mt.Name] = append(s[mt.Name], Point{Attrs: attrMap(p.Attributes), Value: p.Value})
-				}
+				ps = values(d.DataPoints)
 			case metricdata.Histogram[int64]:
-				for _, p := range d.DataPoints {
-					s[mt.Name] = append(s[mt.Name], Point{Attrs: attrMap(p.Attributes), Value: float64(p.Sum), Count: p.Count})
-				}
+				ps = histogram(d.DataPoints)
 			case metricdata.Histogram[float64]:
-				for _, p := range d.DataPoints {
-					s[mt.Name] = append(s[mt.Name], Point{Attrs: attrMap(p.Attributes), Value: p.Sum, Count: p.Count})
-				}
+				ps = histogram(d.DataPoints)
 			default:
 				t.Fatalf("metric %s: unexpected data %T", mt.Name, mt.Data)
 			}
+			s[mt.Name] = append(s[mt.Name], ps...)
 		}
 	}
 	return s
 }
 
+func values[N int64 | float64](dps []metricdata.DataPoint[N]) []Point {
+	ps := make([]Point, len(dps))
+	for i, p := range dps {
+		ps[i] = Point{Attrs: attrMap(p.Attributes), Value: float64(p.Value)}
+	}
+	return ps
+}
+
+func histogram[N int64 | float64](dps []metricdata.HistogramDataPoint[N]) []Point {
+	ps := make([]Point, len(dps))
+	for i, p := range dps {
+		ps[i] = Point{Attrs: attrMap(p.Attributes), Value: float64(p.Sum), Count: p.Count}
+	}
+	return ps
+}
+
 func attrMap(set attribute.Set) map[string]string {
 	m := make(map[string]string, set.Len())
 	for _, kv := range set.ToSlice() {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }
