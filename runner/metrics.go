@@ -93,15 +93,15 @@ func newMeters(mp metric.MeterProvider, procs []*proc) (*meters, error) {
 
 // observe registers the callback that reports the gauges while r runs,
 // and returns what unregisters it.
-func (r *Runner) observe(log *slog.Logger) (stop func()) {
+func (r *Runner) observe(ctx context.Context, log *slog.Logger) (stop func()) {
 	reg, err := r.meters.meter.RegisterCallback(r.observeGauges, r.meters.instruments...)
 	if err != nil {
-		log.Warn("runner metrics not registered", "error", err)
+		log.WarnContext(ctx, "runner metrics not registered", "error", err)
 		return func() {}
 	}
 	return func() {
 		if err := reg.Unregister(); err != nil {
-			log.Warn("runner metrics not unregistered", "error", err)
+			log.WarnContext(ctx, "runner metrics not unregistered", "error", err)
 		}
 	}
 }

@@ -213,7 +213,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("runner: run: %w", processing.ErrRunning)
 	}
 	log := r.opts.Logger.With("owner", r.Owner())
-	defer r.observe(log)()
+	defer r.observe(ctx, log)()
 	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopProcs()
 
