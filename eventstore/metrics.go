@@ -33,6 +33,10 @@ const (
 	attrReadKind  = attribute.Key("cairn.read.kind")
 )
 
+// attrTx marks the appends of AppendTx and AppendAllTx, made in the
+// caller's transaction (those of Append do not have it).
+var attrTx = attribute.Key("cairn.append.transaction").String("caller")
+
 // readKind says which kind of read a query serves, for the
 // cairn.read.kind attribute.
 type readKind int
@@ -61,8 +65,8 @@ type storeMetrics struct {
 	system attribute.KeyValue
 	// ok holds the attributes of a successful append; read those of a
 	// successful read of each kind.
-	ok   attrs
-	read [readKinds]attrs
+	ok, tx attrs
+	read   [readKinds]attrs
 }
 
 // newStoreMetrics makes the store's instruments from mp (nil means the
@@ -77,9 +81,9 @@ func newStoreMetrics(mp metric.MeterProvider, system string) (*storeMetrics, err
 	var errs [6]error
 	m.appendDuration, errs[0] = meter.Float64Histogram("cairn.append.duration",
 		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...),
-		metric.WithDescription("Duration of Store.Append calls, queueing for the group commit included; error.type is set on failures."))
+		metric.WithDescription("Duration of Store.Append calls, queueing for the group commit included (cairn.append.transaction=caller: AppendTx and AppendAllTx, in the caller's transaction); error.type is set on failures."))
 	m.appendEvents, errs[1] = meter.Int64Counter("cairn.append.events",
-		metric.WithUnit("{event}"), metric.WithDescription("Events stored by Store.Append (idempotent replays excluded)."))
+		metric.WithUnit("{event}"), metric.WithDescription("Events stored by Store.Append, or written in the caller's transaction by AppendTx and AppendAllTx (cairn.append.transaction=caller); idempotent replays excluded."))
 	m.batchEvents, errs[2] = meter.Int64Histogram("cairn.append.batch.events",
 		metric.WithUnit("{event}"), metric.WithExplicitBucketBoundaries(batchBuckets...),
 		metric.WithDescription("Events written by one group-commit transaction."))
@@ -95,6 +99,7 @@ func newStoreMetrics(mp metric.MeterProvider, system string) (*storeMetrics, err
 		return nil, err
 	}
 	m.ok = newAttrs(m.system)
+	m.tx = newAttrs(m.system, attrTx)
 	for k := range readKinds {
 		m.read[k] = newAttrs(m.system, attrReadKind.String(readKindNames[k]))
 	}
@@ -124,6 +129,23 @@ func (m *storeMetrics) appended(ctx context.Context, start time.Time, n int, err
 	}
 	if n > 0 {
 		m.appendEvents.Add(ctx, int64(n), m.ok.add...)
+	}
+}
+
+// appendedTx is appended for AppendTx and AppendAllTx, whose events
+// commit with the caller's transaction.
+func (m *storeMetrics) appendedTx(ctx context.Context, start time.Time, n int, err error) {
+	if err != nil {
+		if !start.IsZero() {
+			m.appendDuration.Record(ctx, time.Since(start).Seconds(), m.failed(err, attrTx))
+		}
+		return
+	}
+	if !start.IsZero() {
+		m.appendDuration.Record(ctx, time.Since(start).Seconds(), m.tx.rec...)
+	}
+	if n > 0 {
+		m.appendEvents.Add(ctx, int64(n), m.tx.add...)
 	}
 }
 

@@ -30,6 +30,7 @@ func TestMetricsNoopAllocs(t *testing.T) {
 				start := m.startAppend(ctx)
 				m.committed(ctx, live)
 				m.appended(ctx, start, 3, nil)
+				m.appendedTx(ctx, start, 3, nil)
 				rs := m.startRead(ctx)
 				m.readDone(ctx, readOfBatch, rs, 100, nil)
 			})

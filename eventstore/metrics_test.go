@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
@@ -169,6 +170,50 @@ func TestRecordedAt(t *testing.T) {
 		}
 		if first[0].RecordedAt.Equal(second[0].RecordedAt) {
 			t.Fatalf("both events recorded at %v: the clock did not move", first[0].RecordedAt)
+		}
+	})
+}
+
+// TestAppendTxMetrics: appends in the caller's transaction are measured
+// with the attribute cairn.append.transaction=caller, replays and failures
+// as with Append.
+func TestAppendTxMetrics(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		m := testkit.NewMetrics(t)
+		_, s := setup(t, kind, eventstore.Options{MeterProvider: m.Provider})
+		ctx := t.Context()
+		ids := []uuid.UUID{uuid.New(), uuid.New()}
+		data := []any{testkit.Opened{Owner: "ann"}, testkit.Deposited{Amount: 5}}
+		for range 2 { // the second time, a replay of stored events
+			err := s.Transaction(ctx, func(tx *gorm.DB) error {
+				_, err := s.AppendTx(ctx, tx, "acct-1", event.NoStream, data, event.WithIDs(ids...))
+				return err
+			})
+			if err != nil {
+				t.Fatalf("AppendTx() = %v", err)
+			}
+		}
+		err := s.Transaction(ctx, func(tx *gorm.DB) error {
+			_, err := s.AppendTx(ctx, tx, "acct-1", event.NoStream, []any{testkit.Noted{}})
+			return err
+		})
+		if !errors.Is(err, event.ErrVersionConflict) {
+			t.Fatalf("AppendTx(NoStream) to an existing stream = %v, want a version conflict", err)
+		}
+
+		got := m.Collect(t)
+		caller := []string{"cairn.append.transaction", "caller"}
+		if v, _ := got.Value("cairn.append.events", caller...); v != 2 {
+			t.Errorf("cairn.append.events{transaction=caller} = %v, want 2", v)
+		}
+		if _, n := got.Value("cairn.append.duration", caller...); n != 3 {
+			t.Errorf("cairn.append.duration{transaction=caller} count = %d, want 3", n)
+		}
+		if _, n := got.Value("cairn.append.duration", append(caller, "error.type", "version_conflict")...); n != 1 {
+			t.Errorf("conflicts in the caller's transaction = %d, want 1", n)
+		}
+		if _, n := got.Value("cairn.append.batch.events"); n != 0 {
+			t.Errorf("group commits = %d, want none", n)
 		}
 	})
 }

@@ -90,14 +90,20 @@
 //	metric                        instrument  unit        attributes          what
 //	cairn.append.duration         histogram   s           db.system.name,     a Store.Append call, from call to answer
 //	                                                      error.type          (queueing for the group commit included);
-//	                                                      (failures)          error.type counts failures by kind:
+//	                                                      (failures),         with cairn.append.transaction=caller, an
+//	                                                      cairn.append.       AppendTx or AppendAllTx (in the caller's
+//	                                                      transaction         transaction, its commit not included);
+//	                                                                          error.type counts failures by kind:
 //	                                                                          version_conflict (the conflicts),
 //	                                                                          stream_deleted, duplicate_event_id,
 //	                                                                          invalid_argument, unavailable,
 //	                                                                          outcome_unknown, canceled,
 //	                                                                          deadline_exceeded, _OTHER
-//	cairn.append.events           counter     {event}     db.system.name      events stored by Append (replays of
-//	                                                                          stored events excluded)
+//	cairn.append.events           counter     {event}     db.system.name,     events stored by Append, or written by
+//	                                                      cairn.append.       AppendTx/AppendAllTx (transaction=caller;
+//	                                                      transaction         they commit with the caller's
+//	                                                                          transaction); replays of stored events
+//	                                                                          excluded
 //	cairn.append.batch.events     histogram   {event}     db.system.name      events per group-commit transaction
 //	cairn.append.batch.appends    histogram   {append}    db.system.name      appends per group-commit transaction
 //	cairn.read.duration           histogram   s           db.system.name,     one query of a read (a page of events,
@@ -124,8 +130,7 @@
 //
 // P stands for cairn.processor.name and cairn.processor.kind (projector,
 // reactor, processor). The store measures the first six
-// (eventstore.Options.MeterProvider; appends in a caller's transaction,
-// AppendTx, are not measured), each processor its two counters
+// (eventstore.Options.MeterProvider), each processor its two counters
 // (processing.Options.MeterProvider), and the runner the gauges, while
 // [Runner.Run] runs (Options.MeterProvider): at each collection it reads
 // a fresh [Runner.Status] and the recorded times of the head's event and
