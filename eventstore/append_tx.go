@@ -60,6 +60,15 @@ func (s *Store) AppendTx(ctx context.Context, tx *gorm.DB, streamID string, expe
 // duplicate event ID) fails the call, with an error naming its stream. It
 // returns the recorded events of each append, in the order of appends.
 func (s *Store) AppendAllTx(ctx context.Context, tx *gorm.DB, appends []event.AppendRequest) ([][]event.Event, error) {
+	start := s.m.startAppend(ctx)
+	out, written, err := s.appendAllTx(ctx, tx, appends)
+	s.m.appendedTx(ctx, start, written, err)
+	return out, err
+}
+
+// appendAllTx is AppendAllTx; it also returns how many events it wrote
+// (those of idempotent replays excluded).
+func (s *Store) appendAllTx(ctx context.Context, tx *gorm.DB, appends []event.AppendRequest) ([][]event.Event, int, error) {
 	op := "append"
 	stream := ""
 	if len(appends) == 1 {
@@ -68,30 +77,36 @@ func (s *Store) AppendAllTx(ctx context.Context, tx *gorm.DB, appends []event.Ap
 		op = "append " + strconv.Itoa(len(appends)) + " times"
 	}
 	if len(appends) == 0 {
-		return nil, fail(op, "", "", invalid("no appends"))
+		return nil, 0, fail(op, "", "", invalid("no appends"))
 	}
 	ex, err := txConnOf(tx)
 	if err != nil {
-		return nil, fail(op, stream, "", err)
+		return nil, 0, fail(op, stream, "", err)
 	}
 	tw, ok := s.d.(txWriter)
 	if !ok {
-		return nil, fail(op, stream, "", fmt.Errorf("appends in a transaction are not supported on %T", s.d))
+		return nil, 0, fail(op, stream, "", fmt.Errorf("appends in a transaction are not supported on %T", s.d))
 	}
 	reqs := make([]*request, len(appends))
 	for i, a := range appends {
 		if reqs[i], err = s.newRequest(ctx, a.StreamID, a.Expected, a.Events, a.Options); err != nil {
-			return nil, fail("append", a.StreamID, "", err)
+			return nil, 0, fail("append", a.StreamID, "", err)
 		}
 	}
 	out, failed, err := s.appendTx(ctx, tw, ex, reqs)
 	if err != nil {
 		if failed != nil {
-			return nil, fail("append", failed.stream, "", err)
+			return nil, 0, fail("append", failed.stream, "", err)
 		}
-		return nil, fail(op, stream, "", err)
+		return nil, 0, fail(op, stream, "", err)
 	}
-	return out, nil
+	written := 0
+	for _, r := range reqs {
+		if !r.replay {
+			written += len(r.events)
+		}
+	}
+	return out, written, nil
 }
 
 // appendTx writes reqs in the caller's transaction. On failure, it

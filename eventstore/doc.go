@@ -124,4 +124,14 @@
 // have concurrent callers (sql.DB.SetMaxIdleConns): database/sql keeps two
 // by default, and opening a PostgreSQL connection costs more than an
 // append. [OpenPostgres] keeps [PostgresMaxIdleConns].
+//
+// # Metrics
+//
+// With Options.MeterProvider (or the global OpenTelemetry meter provider)
+// the store measures its appends — duration, with failures by kind
+// (error.type), events, and the size of each group commit — and its reads
+// (cairn.append.* and cairn.read.*). [Store.RecordedAt] gives the recorded
+// times a processor's lag in seconds is computed from. The table of every
+// Cairn metric is in the documentation of package
+// [github.com/cairnhq/cairn/runner].
 package eventstore

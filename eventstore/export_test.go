@@ -18,7 +18,7 @@ func (s *Store) SubscribeIgnoringHorizon(ctx context.Context, after int64) iter.
 	return func(yield func(event.Event, error) bool) {
 		last := after
 		for {
-			page, err := s.readPage(ctx, q, []any{last, 1000})
+			page, err := s.readPage(ctx, readOfAll, q, []any{last, 1000})
 			for _, e := range page {
 				last = e.Position
 				if !yield(e, nil) {

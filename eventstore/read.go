@@ -216,7 +216,7 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int, types []str
 			args = append(args, t)
 		}
 		args = append(args, fetch)
-		page, err := s.readPage(ctx, query, args)
+		page, err := s.readPage(ctx, readOfAll, query, args)
 		more := len(page) > want
 		if more {
 			page = page[:want]
@@ -243,7 +243,7 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int, types []str
 // that no connection is held while the caller's code runs. Events before
 // one that fails to decode are passed on before the error is returned.
 func (s *Store) query(ctx context.Context, q string, args []any, fn func(event.Event) bool) error {
-	page, err := s.readPage(ctx, q, args)
+	page, err := s.readPage(ctx, readOfStream, q, args)
 	for _, e := range page {
 		if !fn(e) {
 			return nil
@@ -252,7 +252,16 @@ func (s *Store) query(ctx context.Context, q string, args []any, fn func(event.E
 	return err
 }
 
-func (s *Store) readPage(ctx context.Context, q string, args []any) ([]event.Event, error) {
+// readPage runs the read query q of kind k and returns its events, those
+// before a failing one with the error.
+func (s *Store) readPage(ctx context.Context, k readKind, q string, args []any) ([]event.Event, error) {
+	start := s.m.startRead(ctx)
+	page, err := s.readRows(ctx, q, args)
+	s.m.readDone(ctx, k, start, len(page), err)
+	return page, err
+}
+
+func (s *Store) readRows(ctx context.Context, q string, args []any) ([]event.Event, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

@@ -21,7 +21,9 @@ import (
 // The statement is the batch's page UNION ALL one row holding the head (its
 // event columns NULL), so it answers the head even when no event is
 // selected; every event of the snapshot is at or below that head.
-func (s *Store) readBatchWithHead(ctx context.Context, f event.StreamFilter, after int64, limit int, types []string) (event.Batch, error) {
+func (s *Store) readBatchWithHead(ctx context.Context, f event.StreamFilter, after int64, limit int, types []string) (b event.Batch, err error) {
+	start := s.m.startRead(ctx)
+	defer func() { s.m.readDone(ctx, readOfBatch, start, len(b.Events), err) }()
 	args := make([]any, 0, len(types)+4)
 	args = append(args, after)
 	for _, t := range types {
@@ -31,7 +33,7 @@ func (s *Store) readBatchWithHead(ctx context.Context, f event.StreamFilter, aft
 		args = appendFilterArgs(args, f)
 	}
 	args = append(args, limit)
-	b := event.Batch{Through: after}
+	b = event.Batch{Through: after}
 	rows, err := s.db.QueryContext(ctx, s.q.readBatchWithHeadSQL(len(types), f), args...)
 	if err != nil {
 		return b, fail("read batch after "+strconv.FormatInt(after, 10), "", "", err)
@@ -164,6 +166,8 @@ func (tv *nullTimeValue) Scan(src any) error {
 // no event used to need a second to tell a deleted stream from an empty
 // read.
 func (s *Store) readStreamPage(ctx context.Context, q string, args []any, backward bool) (page []event.Event, deleted bool, err error) {
+	start := s.m.startRead(ctx)
+	defer func() { s.m.readDone(ctx, readOfStream, start, len(page), err) }()
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, false, err

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
@@ -76,6 +77,10 @@ type Options struct {
 	// OrderingXID, for the transactions older than the newest event to end
 	// (see [Store.Horizon]); zero means 5 seconds.
 	HorizonWait time.Duration
+	// MeterProvider provides the meter of the store's metrics (see
+	// "Metrics" in the package documentation); nil means the global one,
+	// otel.GetMeterProvider(), as it is when New is called.
+	MeterProvider metric.MeterProvider
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)
@@ -156,6 +161,7 @@ type Store struct {
 	q    *queries // the dialect's
 	w    writer
 	wake signal
+	m    *storeMetrics
 	pg   *pgListener // nil on SQLite
 	hz   *horizon    // nil but under OrderingXID
 	txs  txMarks     // the transactions of Transaction, for AppendTx
@@ -186,11 +192,13 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 	s := &Store{gdb: db, db: sqlDB, reg: reg, opts: opts}
 	// The one place that asks which database this is.
 	t := newTables(opts.TablePrefix)
+	system := "postgresql" // OpenTelemetry's db.system.name
 	switch name := db.Dialector.Name(); name {
 	case "sqlite":
 		if opts.Ordering != OrderingLock {
 			return nil, fail("new", "", "", invalid("%s ordering needs PostgreSQL", opts.Ordering))
 		}
+		system = "sqlite"
 		d := newSQLiteDialect(sqlDB, t, opts)
 		s.d, s.q = d, &d.q
 	case "postgres":
@@ -205,6 +213,9 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 		return nil, fail("new", "", "", invalid("dialect %q, want sqlite or postgres", name))
 	}
 	s.w.store = s
+	if s.m, err = newStoreMetrics(opts.MeterProvider, system); err != nil {
+		return nil, fail("new", "", "", fmt.Errorf("metrics: %w", err))
+	}
 	return s, nil
 }
 

@@ -181,7 +181,7 @@ func (s *Store) readBatch(ctx context.Context, f event.StreamFilter, after int64
 		query, args = s.q.readBatchOfSQL(len(types), f), appendFilterArgs(args, f)
 	}
 	args = append(args, limit)
-	page, err := s.readPage(ctx, query, args)
+	page, err := s.readPage(ctx, readOfBatch, query, args)
 	if len(page) > 0 {
 		b.Events = page
 		b.Through = page[len(page)-1].Position

@@ -66,7 +66,7 @@ func (s *Store) SubscribeStream(ctx context.Context, streamID string, after int6
 				remote = pgWake()
 			}
 			for {
-				page, err := s.readPage(ctx, s.q.readForward, []any{streamID, last + 1, s.opts.PageSize})
+				page, err := s.readPage(ctx, readOfStream, s.q.readForward, []any{streamID, last + 1, s.opts.PageSize})
 				for _, e := range page {
 					last = e.Version
 					if !yield(e, nil) {

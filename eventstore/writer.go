@@ -47,26 +47,35 @@ import (
 // transaction may have committed, the error is an [*OutcomeUnknownError]
 // with the event IDs to append again with.
 func (s *Store) Append(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts ...event.AppendOption) ([]event.Event, error) {
+	start := s.m.startAppend(ctx)
+	out, written, err := s.appendEvents(ctx, streamID, expected, events, opts)
+	s.m.appended(ctx, start, written, err)
+	return out, err
+}
+
+// appendEvents is Append; it also returns how many events it wrote (0
+// for an idempotent replay).
+func (s *Store) appendEvents(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts []event.AppendOption) ([]event.Event, int, error) {
 	const op = "append"
 	req, err := s.newRequest(ctx, streamID, expected, events, opts)
 	if err != nil {
-		return nil, fail(op, streamID, "", err)
+		return nil, 0, fail(op, streamID, "", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fail(op, streamID, "", err)
+		return nil, 0, fail(op, streamID, "", err)
 	}
 	s.w.submit(req)
 	if req.err != nil {
-		return nil, fail(op, streamID, "", req.err)
+		return nil, 0, fail(op, streamID, "", req.err)
 	}
 	if req.replay {
 		stored, err := s.readStored(ctx, req)
 		if err != nil {
-			return nil, fail(op, streamID, "", err)
+			return nil, 0, fail(op, streamID, "", err)
 		}
-		return stored, nil
+		return stored, 0, nil
 	}
-	return req.result, nil
+	return req.result, len(req.result), nil
 }
 
 // pendingEvent is one event of an append, encoded and ready to insert.
@@ -427,6 +436,7 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 	}
 	if err == nil {
 		s.wake.broadcast()
+		s.m.committed(leader.ctx, live)
 	}
 	return deferred
 }

@@ -469,6 +469,7 @@ func (c *conc) handleSlot(q *streamQueue, s *slot, held *bool) {
 		p.pk.exclusive.RUnlock()
 		if err == nil {
 			c.done(s)
+			c.r.m.handledOne(c.ctx)
 			return
 		}
 		if c.stopCx.Err() != nil {
@@ -568,6 +569,7 @@ func (c *conc) reportFailure(f Failure) {
 	if p.opts.OnError != nil {
 		p.opts.OnError(f)
 	}
+	c.r.m.failed(c.ctx, f)
 	p.update(func(s *Status) {
 		if f.Retry {
 			s.State = Retrying

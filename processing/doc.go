@@ -258,4 +258,16 @@
 // records its events there.
 // Turning Park off leaves the parked events parked: retry or skip them.
 // [Processor.Reset] forgets them, as the next run reads them again.
+//
+// # Metrics
+//
+// With Options.MeterProvider (or the global OpenTelemetry meter provider)
+// a processor counts the events it handled and committed
+// (cairn.processor.events) and its failed attempts by what followed —
+// retry, park or stop (cairn.processor.failures, attribute
+// cairn.processor.action) — with the attributes cairn.processor.name and
+// cairn.processor.kind. The runner reports the gauges (position, lag in
+// events and seconds, parked events, state); the table of every Cairn
+// metric is in the documentation of package
+// [github.com/cairnhq/cairn/runner].
 package processing

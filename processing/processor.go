@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/cairnhq/cairn/event"
 )
 
@@ -100,6 +102,10 @@ type Options struct {
 	// [Repartition] only. Parking is not supported with partitions. See
 	// "Partitions" in the package documentation.
 	Partitions int
+	// MeterProvider provides the meter of the processor's counters (see
+	// "Metrics" in the package documentation); nil means the global one,
+	// otel.GetMeterProvider(), as it is when the processor is made.
+	MeterProvider metric.MeterProvider
 }
 
 // Validate reports options that cannot work.
@@ -233,12 +239,13 @@ type Status struct {
 // [Handler], and retries or stops on failure as its [ErrorHandler] says.
 // Its methods are safe for concurrent use; it runs once at a time.
 type Processor struct {
-	name  string
-	kind  string
-	store Store
-	h     Handler
-	opts  Options
-	pk    *parking
+	name   string
+	kind   string
+	store  Store
+	h      Handler
+	opts   Options
+	pk     *parking
+	meters meters // metrics.go
 
 	running atomic.Bool
 	// registered: the start position is recorded (start.go).
@@ -282,6 +289,10 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 	if err != nil {
 		errs = append(errs, err)
 	}
+	m, err := newMeters(opts.MeterProvider)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("processing: new %q: %w: %w", name, ErrInvalid, err)
 	}
@@ -292,6 +303,7 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 		h:       h,
 		opts:    opts.withDefaults(),
 		pk:      pk,
+		meters:  m,
 		status:  Status{Name: name},
 		changed: make(chan struct{}),
 	}
@@ -465,6 +477,7 @@ func (r *run) loop(ctx context.Context, log *slog.Logger) error {
 	p := r.p
 	defer p.watchPause(ctx, log)()
 	r.log = log
+	r.m = p.runMeters()
 	p.update(func(s *Status) { s.State, s.Attempts = Running, 0 })
 	p.recordError(ctx, log, "") // it runs again: what it stopped with before is past
 	for {
@@ -501,6 +514,7 @@ func (r *run) loop(ctx context.Context, log *slog.Logger) error {
 		if p.opts.OnError != nil {
 			p.opts.OnError(f)
 		}
+		r.m.failed(ctx, f)
 		if f.Parked {
 			r.attempt = 0
 			p.update(func(s *Status) { s.State, s.Attempts, s.LastError = Running, 0, err })
@@ -554,6 +568,7 @@ type run struct {
 	attempt int   // failures in a row
 	pk      *parkRun
 	log     *slog.Logger
+	m       runMeters // metrics.go
 }
 
 // once loads the saved position and processes from there until a failure
@@ -596,6 +611,7 @@ func (r *run) once(ctx context.Context) error {
 			saved, herr = r.handle(ctx, b, cp)
 		}
 		r.afterBatch(ctx, b, cp, pos, saved, herr)
+		r.m.batch(ctx, b, pos, saved)
 		if saved > pos {
 			pos = saved
 			healthy := herr == nil && r.attempt > 0

@@ -72,4 +72,69 @@
 // lease — it goes on renewing it, so no standby process takes it over —
 // handles nothing, and shows the state [Paused]; resumed, it goes on from
 // its saved position.
+//
+// # Metrics
+//
+// Cairn measures itself with the OpenTelemetry metrics API, and only the
+// API: each part takes a metric.MeterProvider in its options
+// (eventstore.Options, processing.Options, runner [Options]; nil means the
+// global provider, otel.GetMeterProvider(), looked up when the part is
+// made) and the program picks the SDK and the exporter (the todo example
+// serves them to Prometheus). With no provider set, nothing is measured
+// and the hot paths neither allocate nor read the clock for it. The
+// metrics follow OpenTelemetry's semantic conventions; their names in
+// Prometheus have dots as underscores, the unit s as the suffix _seconds,
+// and counters the suffix _total (cairn_append_duration_seconds,
+// cairn_processor_lag, cairn_processor_events_total).
+//
+//	metric                        instrument  unit        attributes          what
+//	cairn.append.duration         histogram   s           db.system.name,     a Store.Append call, from call to answer
+//	                                                      error.type          (queueing for the group commit included);
+//	                                                      (failures),         with cairn.append.transaction=caller, an
+//	                                                      cairn.append.       AppendTx or AppendAllTx (in the caller's
+//	                                                      transaction         transaction, its commit not included);
+//	                                                                          error.type counts failures by kind:
+//	                                                                          version_conflict (the conflicts),
+//	                                                                          stream_deleted, duplicate_event_id,
+//	                                                                          invalid_argument, unavailable,
+//	                                                                          outcome_unknown, canceled,
+//	                                                                          deadline_exceeded, _OTHER
+//	cairn.append.events           counter     {event}     db.system.name,     events stored by Append, or written by
+//	                                                      cairn.append.       AppendTx/AppendAllTx (transaction=caller;
+//	                                                      transaction         they commit with the caller's
+//	                                                                          transaction); replays of stored events
+//	                                                                          excluded
+//	cairn.append.batch.events     histogram   {event}     db.system.name      events per group-commit transaction
+//	cairn.append.batch.appends    histogram   {append}    db.system.name      appends per group-commit transaction
+//	cairn.read.duration           histogram   s           db.system.name,     one query of a read (a page of events,
+//	                                                      cairn.read.kind,    decoding included); kind: stream
+//	                                                      error.type          (ReadEvent, ReadStream, SubscribeStream),
+//	                                                      (failures)          all (ReadAll), batch (ReadBatch and the
+//	                                                                          processors' subscriptions)
+//	cairn.read.events             counter     {event}     db.system.name,     events fetched and decoded (a read
+//	                                                      cairn.read.kind     fetches one past a full page)
+//	cairn.processor.events        counter     {event}     P                   events a processor handled and committed (under Options.Concurrency: handled)
+//	cairn.processor.failures      counter     {failure}   P,                  failed attempts, by what followed:
+//	                                                      cairn.processor.    retry (the retries), park or stop
+//	                                                      action
+//	cairn.processor.position      gauge       {position}  P                   position of the last event handled
+//	cairn.processor.head          gauge       {position}  P                   the store's head
+//	cairn.processor.lag           gauge       {event}     P                   events from the position to the head
+//	cairn.processor.lag.duration  gauge       s           P                   recorded time of the newest event minus
+//	                                                                          that of the last one handled (0 once
+//	                                                                          caught up)
+//	cairn.processor.parked        gauge       {event}     P                   events parked
+//	cairn.processor.state         gauge       {state}     P,                  1 for the processor's State, 0 for the
+//	                                                      cairn.processor.    other States
+//	                                                      state
+//
+// P stands for cairn.processor.name and cairn.processor.kind (projector,
+// reactor, processor). The store measures the first six
+// (eventstore.Options.MeterProvider), each processor its two counters
+// (processing.Options.MeterProvider), and the runner the gauges, while
+// [Runner.Run] runs (Options.MeterProvider): at each collection it reads
+// a fresh [Runner.Status] and the recorded times of the head's event and
+// of each lagging processor's position, a few indexed queries. Every
+// runner process reports the processors it knows, those that another
+// process owns with the state standby and the position it last saw.
 package runner

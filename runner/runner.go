@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cairnhq/cairn/processing"
@@ -69,6 +70,11 @@ type Options struct {
 	// of a processor that is catching up; zero means
 	// DefaultProgressInterval. Negative disables them.
 	ProgressInterval time.Duration
+	// MeterProvider provides the meter of the processors' gauges (see
+	// "Metrics" in the package documentation), reported while Run runs;
+	// nil means the global one, otel.GetMeterProvider(), as it is when
+	// New is called.
+	MeterProvider metric.MeterProvider
 }
 
 // Validate reports options that cannot work.
@@ -109,9 +115,10 @@ var ErrGracePeriod = errors.New("runner: processors still running after the grac
 // with status reports and a graceful shutdown. Its methods are safe for
 // concurrent use; it runs once.
 type Runner struct {
-	store Store
-	opts  Options
-	procs []*proc
+	store  Store
+	opts   Options
+	procs  []*proc
+	meters *meters // metrics.go
 
 	started atomic.Bool
 
@@ -175,6 +182,11 @@ func New(store Store, opts Options, processors ...Processor) (*Runner, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("runner: new: %w: %w", processing.ErrInvalid, err)
 	}
+	m, err := newMeters(opts.MeterProvider, r.procs)
+	if err != nil {
+		return nil, fmt.Errorf("runner: new: metrics: %w", err)
+	}
+	r.meters = m
 	return r, nil
 }
 
@@ -201,6 +213,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("runner: run: %w", processing.ErrRunning)
 	}
 	log := r.opts.Logger.With("owner", r.Owner())
+	defer r.observe(ctx, log)()
 	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopProcs()
 

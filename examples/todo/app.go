@@ -50,6 +50,11 @@ type config struct {
 	// waitTimeout bounds a query's wait for Cairn-After; zero means
 	// web.DefaultWaitTimeout.
 	waitTimeout time.Duration
+	// metrics, if set, is the meter provider of the store, the processors
+	// and the runner, and its /metrics is served beside the API and the
+	// processors' status; nil means the global meter provider (a no-op
+	// unless the program sets one) and no /metrics.
+	metrics *metrics
 }
 
 // app is the todo application wired together on one database: the event
@@ -87,7 +92,7 @@ func newApp(db *gorm.DB, cfg config) (*app, error) {
 		return nil, err
 	}
 	var err error
-	a.store, err = eventstore.New(db, reg, eventstore.Options{Logger: a.logger})
+	a.store, err = eventstore.New(db, reg, eventstore.Options{Logger: a.logger, MeterProvider: cfg.metrics.meterProvider()})
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +112,7 @@ func newApp(db *gorm.DB, cfg config) (*app, error) {
 
 	// The read side and the reactor. Their error handler is the default:
 	// retry the failing event with exponential backoff, never skip it.
-	opts := processing.Options{Logger: a.logger}
+	opts := processing.Options{Logger: a.logger, MeterProvider: cfg.metrics.meterProvider()}
 	if a.outstanding, err = projections.NewOutstanding(a.store, opts); err != nil {
 		return nil, err
 	}
@@ -161,13 +166,20 @@ func (a *app) newRunner() (*runner.Runner, error) {
 	for _, p := range a.processors() {
 		ps = append(ps, p)
 	}
-	return runner.New(a.store, runner.Options{Logger: a.logger}, ps...)
+	return runner.New(a.store, runner.Options{Logger: a.logger, MeterProvider: a.cfg.metrics.meterProvider()}, ps...)
 }
 
 // handler returns the HTTP API; status, if not nil, is served at
-// /processors.
+// /processors, and the app's metrics, if it has them, at /metrics.
 func (a *app) handler(status http.Handler) http.Handler {
-	return web.NewHandler(a.commands, a.db, web.Options{Processors: status, Logger: a.logger, Store: a.store, WaitTimeout: a.cfg.waitTimeout})
+	return a.cfg.metrics.serveWith(web.NewHandler(a.commands, a.db, web.Options{Processors: status, Logger: a.logger, Store: a.store, WaitTimeout: a.cfg.waitTimeout}))
+}
+
+// statusHandler returns what the processors' status address serves: r's
+// status JSON (and its pause and resume), and the app's metrics, if it has
+// them, at /metrics.
+func (a *app) statusHandler(r *runner.Runner) http.Handler {
+	return a.cfg.metrics.serveWith(r.Handler())
 }
 
 // close closes the database.

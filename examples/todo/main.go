@@ -25,6 +25,11 @@
 //	-wait-timeout, TODO_WAIT_TIMEOUT  the longest a query sent with Cairn-After
 //	                              waits for its projections (default 2s)
 //
+// The web server and the processors' status address also serve /metrics:
+// the framework's metrics (appends, reads, each processor's lag in events
+// and seconds, failures, …) in the Prometheus text format, for Prometheus
+// to scrape; grafana-dashboard.json in this directory charts them.
+//
 // The program logs with log/slog to standard error, prints the URLs it serves
 // to standard output once it listens, and exits cleanly on SIGINT and
 // SIGTERM.
@@ -150,7 +155,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	a, err := newApp(db, config{logger: logger, waitTimeout: o.waitTimeout})
+	m, err := setupMetrics()
+	if err != nil {
+		return err
+	}
+	defer m.shutdown(context.WithoutCancel(ctx))
+	a, err := newApp(db, config{logger: logger, waitTimeout: o.waitTimeout, metrics: m})
 	if err != nil {
 		return err
 	}
@@ -181,7 +191,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return r.Run(ctx) })
 		if o.statusAddr != "" {
-			g.Go(func() error { return serve(ctx, o.statusAddr, r.Handler(), ready("serving the processors' status")) })
+			g.Go(func() error {
+				return serve(ctx, o.statusAddr, a.statusHandler(r), ready("serving the processors' status"))
+			})
 		}
 		logger.InfoContext(ctx, "running the processors", "owner", r.Owner())
 		return g.Wait()
