@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
@@ -78,12 +79,26 @@ func (s *Store) AppendAllTx(ctx context.Context, tx *gorm.DB, appends []event.Ap
 	if !ok {
 		return nil, fail(op, stream, "", fmt.Errorf("appends in a transaction are not supported on %T", s.d))
 	}
+	ctx, span := s.tr.t.Start(ctx, spanAppend, s.tr.appendOpts...)
+	out, err := s.appendAllTx(ctx, span, tw, ex, op, stream, appends)
+	var last []event.Event
+	if err == nil {
+		last = out[len(out)-1]
+	}
+	endAppend(span, last, err)
+	return out, err
+}
+
+// appendAllTx is AppendAllTx within its span.
+func (s *Store) appendAllTx(ctx context.Context, span trace.Span, tw txWriter, ex txConn, op, stream string, appends []event.AppendRequest) ([][]event.Event, error) {
 	reqs := make([]*request, len(appends))
+	var err error
 	for i, a := range appends {
 		if reqs[i], err = s.newRequest(ctx, a.StreamID, a.Expected, a.Events, a.Options); err != nil {
 			return nil, fail("append", a.StreamID, "", err)
 		}
 	}
+	traceAppendTx(span, reqs)
 	out, failed, err := s.appendTx(ctx, tw, ex, reqs)
 	if err != nil {
 		if failed != nil {

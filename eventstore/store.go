@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
@@ -63,6 +64,10 @@ type Options struct {
 	// OrderingXID, for the transactions older than the newest event to end
 	// (see [Store.Horizon]); zero means 5 seconds.
 	HorizonWait time.Duration
+	// TracerProvider makes the tracer of the store's spans (see "Tracing"
+	// in the package documentation); nil means otel.GetTracerProvider()
+	// as New finds it.
+	TracerProvider trace.TracerProvider
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)
@@ -150,6 +155,7 @@ type Store struct {
 	// positions_watch.go); pgPos is nil on SQLite.
 	posWake signal
 	pgPos   *pgListener
+	tr      storeTracer // trace.go
 }
 
 // New returns a store over db that encodes and decodes event data with reg.
@@ -170,7 +176,7 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fail("new", "", "", err)
 	}
-	s := &Store{gdb: db, db: sqlDB, reg: reg, opts: opts}
+	s := &Store{gdb: db, db: sqlDB, reg: reg, opts: opts, tr: newStoreTracer(opts.TracerProvider)}
 	// The one place that asks which database this is.
 	t := newTables(opts.TablePrefix)
 	switch name := db.Dialector.Name(); name {

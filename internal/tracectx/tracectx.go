@@ -1,0 +1,71 @@
+// Package tracectx carries OpenTelemetry trace context in event metadata, as
+// the W3C Trace Context headers: the metadata keys [TraceParent] and
+// [TraceState] hold the values the headers would, as plain strings, so that
+// they are readable without OpenTelemetry.
+//
+// The event store writes them at append time ([Inject]), and processors
+// read them back ([Extract]) to make the handling of an event part of the
+// trace that wrote it.
+package tracectx
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// The metadata keys of the trace context, named as the W3C Trace Context
+// headers.
+const (
+	TraceParent = "traceparent"
+	TraceState  = "tracestate"
+)
+
+// w3c is the propagator of the metadata keys: the W3C Trace Context one,
+// whatever the global propagator is, so that stored metadata always has the
+// same keys. It has no state.
+var w3c = propagation.TraceContext{}
+
+// Needs reports whether an append with metadata meta, in ctx, should
+// record ctx's trace context: ctx carries a valid span context and meta
+// no trace parent of its own. It does not allocate.
+func Needs(ctx context.Context, meta map[string]string) bool {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return false
+	}
+	_, ok := meta[TraceParent]
+	return !ok
+}
+
+// Inject writes ctx's span context into meta, which must not be nil, under
+// [TraceParent] (and [TraceState] when the trace state is not empty). It
+// writes nothing when ctx carries no valid span context.
+func Inject(ctx context.Context, meta map[string]string) {
+	w3c.Inject(ctx, propagation.MapCarrier(meta))
+}
+
+// Extract returns ctx with the remote span context stored in meta as its
+// current span context, and whether meta held a valid one. Without one, it
+// returns ctx unchanged.
+func Extract(ctx context.Context, meta map[string]string) (context.Context, bool) {
+	if _, ok := meta[TraceParent]; !ok {
+		return ctx, false
+	}
+	out := w3c.Extract(ctx, propagation.MapCarrier(meta))
+	sc := trace.SpanContextFromContext(out)
+	if !sc.IsValid() || !sc.IsRemote() {
+		return ctx, false
+	}
+	return out, true
+}
+
+// SpanContext returns the span context stored in meta; it is invalid when
+// meta holds none.
+func SpanContext(meta map[string]string) trace.SpanContext {
+	ctx, ok := Extract(context.Background(), meta)
+	if !ok {
+		return trace.SpanContext{}
+	}
+	return trace.SpanContextFromContext(ctx)
+}
