@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cairnhq/cairn/event"
 )
 
@@ -80,6 +82,10 @@ type Options struct {
 	// parks; without an ErrorHandler, an event is parked after
 	// DefaultParkAttempts attempts. See the package documentation.
 	Park bool
+	// TracerProvider makes the tracer of the processor's spans (see
+	// "Tracing" in the package documentation); nil means
+	// otel.GetTracerProvider() as New finds it.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports options that cannot work.
@@ -205,6 +211,7 @@ type Processor struct {
 	h     Handler
 	opts  Options
 	pk    *parking
+	tr    processorTracer // trace.go
 
 	running atomic.Bool
 	// registered: the start position is recorded (start.go).
@@ -253,6 +260,7 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 		h:       h,
 		opts:    opts.withDefaults(),
 		pk:      pk,
+		tr:      newProcessorTracer(opts.TracerProvider),
 		status:  Status{Name: name},
 		changed: make(chan struct{}),
 	}, nil
@@ -549,10 +557,12 @@ func (r *run) once(ctx context.Context) error {
 func (r *run) handle(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error) {
 	r.p.pk.exclusive.Lock()
 	defer r.p.pk.exclusive.Unlock()
+	ctx, span := r.startBatch(ctx, b, cp)
 	err = Guard(func() error {
 		var herr error
 		saved, herr = r.p.h.HandleBatch(ctx, b, cp)
 		return herr
 	})
+	endBatch(span, saved, err)
 	return saved, err
 }

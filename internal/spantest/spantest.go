@@ -3,6 +3,8 @@
 package spantest
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -69,4 +71,24 @@ func LinksTo(s sdktrace.ReadOnlySpan, sc trace.SpanContext) bool {
 		}
 	}
 	return false
+}
+
+// One returns the one ended span called name whose attributes (as [Attrs]
+// gives them) match, and fails t unless there is exactly one.
+func (r *Recorder) One(t testing.TB, name string, match func(attrs map[string]string) bool) sdktrace.ReadOnlySpan {
+	t.Helper()
+	var found []sdktrace.ReadOnlySpan
+	for _, s := range r.Named(name) {
+		if match == nil || match(Attrs(s)) {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		var all []string
+		for _, s := range r.Ended() {
+			all = append(all, fmt.Sprintf("%s %v", s.Name(), Attrs(s)))
+		}
+		t.Fatalf("%d matching %s spans, want 1; all spans:\n%s", len(found), name, strings.Join(all, "\n"))
+	}
+	return found[0]
 }
