@@ -114,4 +114,3 @@ func TestReactorSpansFollowTheEventsTrace(t *testing.T) {
 		}
 	})
 }
-
