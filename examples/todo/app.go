@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/aggregate"
@@ -50,6 +52,10 @@ type config struct {
 	// waitTimeout bounds a query's wait for Cairn-After; zero means
 	// web.DefaultWaitTimeout.
 	waitTimeout time.Duration
+	// tracerProvider makes the spans of the store, the repository, the
+	// commands, the processors and the HTTP API; nil means none (a no-op
+	// provider, and no HTTP server spans).
+	tracerProvider trace.TracerProvider
 }
 
 // app is the todo application wired together on one database: the event
@@ -87,27 +93,31 @@ func newApp(db *gorm.DB, cfg config) (*app, error) {
 		return nil, err
 	}
 	var err error
-	a.store, err = eventstore.New(db, reg, eventstore.Options{Logger: a.logger})
+	tp := cfg.tracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	a.store, err = eventstore.New(db, reg, eventstore.Options{Logger: a.logger, TracerProvider: tp})
 	if err != nil {
 		return nil, err
 	}
 
 	// The write side: commands go through a dispatcher that gives each one
-	// an ID and a correlation ID, logs it, and validates it before its
-	// handler runs it on the Todo aggregate.
-	todos, err := todo.NewRepository(a.store, aggregate.Options{SnapshotEvery: snapshotEvery, Logger: a.logger})
+	// an ID and a correlation ID, traces it, logs it, and validates it
+	// before its handler runs it on the Todo aggregate.
+	todos, err := todo.NewRepository(a.store, aggregate.Options{SnapshotEvery: snapshotEvery, Logger: a.logger, TracerProvider: tp})
 	if err != nil {
 		return nil, err
 	}
 	a.commands = new(command.Dispatcher)
-	a.commands.Use(command.Correlation(nil), command.Logging(a.logger), command.Validation())
+	a.commands.Use(command.Correlation(nil), command.Tracing(tp), command.Logging(a.logger), command.Validation())
 	if err := todo.HandleCommands(a.commands, todos); err != nil {
 		return nil, err
 	}
 
 	// The read side and the reactor. Their error handler is the default:
 	// retry the failing event with exponential backoff, never skip it.
-	opts := processing.Options{Logger: a.logger}
+	opts := processing.Options{Logger: a.logger, TracerProvider: tp}
 	if a.outstanding, err = projections.NewOutstanding(a.store, opts); err != nil {
 		return nil, err
 	}
@@ -167,7 +177,7 @@ func (a *app) newRunner() (*runner.Runner, error) {
 // handler returns the HTTP API; status, if not nil, is served at
 // /processors.
 func (a *app) handler(status http.Handler) http.Handler {
-	return web.NewHandler(a.commands, a.db, web.Options{Processors: status, Logger: a.logger, Store: a.store, WaitTimeout: a.cfg.waitTimeout})
+	return traceHTTP(web.NewHandler(a.commands, a.db, web.Options{Processors: status, Logger: a.logger, Store: a.store, WaitTimeout: a.cfg.waitTimeout}), a.cfg.tracerProvider)
 }
 
 // close closes the database.
