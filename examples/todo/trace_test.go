@@ -106,8 +106,12 @@ func TestOneTraceFromRequestToReaction(t *testing.T) {
 				callerSpan, httpSpan.Parent().SpanID(), httpSpan.SpanContext().TraceID())
 		}
 		cmd := webSpans.One(t, "cairn.command", func(a map[string]string) bool { return a["cairn.command.type"] == "todo.Complete" })
-		save := webSpans.One(t, "cairn.aggregate.save", func(a map[string]string) bool { return a["cairn.stream"] == todo.StreamID(id) && a["cairn.aggregate.version"] == "2" })
-		appendSpan := webSpans.One(t, "cairn.append", func(a map[string]string) bool { return a["cairn.stream"] == todo.StreamID(id) && a["cairn.append.position"] == fmt.Sprint(completed) })
+		save := webSpans.One(t, "cairn.aggregate.save", func(a map[string]string) bool {
+			return a["cairn.stream"] == todo.StreamID(id) && a["cairn.aggregate.version"] == "2"
+		})
+		appendSpan := webSpans.One(t, "cairn.append", func(a map[string]string) bool {
+			return a["cairn.stream"] == todo.StreamID(id) && a["cairn.append.position"] == fmt.Sprint(completed)
+		})
 		for _, link := range []struct{ child, parent sdktrace.ReadOnlySpan }{{cmd, httpSpan}, {save, cmd}, {appendSpan, save}} {
 			if !inTrace(link.child) || link.child.Parent().SpanID() != link.parent.SpanContext().SpanID() {
 				t.Errorf("%s: want a child of %s in the caller's trace", link.child.Name(), link.parent.Name())
