@@ -124,4 +124,40 @@
 // have concurrent callers (sql.DB.SetMaxIdleConns): database/sql keeps two
 // by default, and opening a PostgreSQL connection costs more than an
 // append. [OpenPostgres] keeps [PostgresMaxIdleConns].
+//
+// # Tracing
+//
+// The store makes OpenTelemetry spans with the tracer of
+// Options.TracerProvider (nil: the global provider, otel.GetTracerProvider,
+// as [New] finds it; with none set, a no-op one whose spans cost an append
+// nothing measurable). It depends on the OpenTelemetry API only.
+//
+//   - "cairn.append" (kind producer): an [Store.Append], [Store.AppendTx]
+//     or [Store.AppendAllTx] call, child of the caller's span. Attributes:
+//     cairn.stream, cairn.append.events (its events),
+//     cairn.append.expected_version, cairn.append.position (the last
+//     event's, on success); for Append, the group commit it joined —
+//     cairn.append.batch.appends and cairn.append.batch.events (its size),
+//     cairn.append.batch.leader (whether this call ran the transaction) and
+//     cairn.append.queued (seconds from the call to the start of the
+//     transaction that took it) — and a link to that commit's span; for the
+//     transactional appends, cairn.append.in_transaction, cairn.append.appends
+//     and links to the trace contexts the appends carry already in their
+//     metadata (a stateful reactor's emits). A failed append records its
+//     error and has status Error.
+//   - "cairn.append.commit" (internal): one group-commit transaction, child
+//     of its leader's append span, linked to the append span of every call
+//     it carries. Attributes: cairn.append.batch.appends,
+//     cairn.append.batch.events, cairn.append.commit.attempts.
+//
+// An append records the trace context of its span in the metadata of its
+// events, as the W3C Trace Context headers would carry it: the key
+// "traceparent" (e.g. "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+// and, when the trace state is not empty, "tracestate". It does so only when
+// the append's context carries a valid span context and the append's own
+// metadata has no "traceparent" (an append that gives one keeps it). Stored
+// metadata stays a JSON object of plain strings, readable without
+// OpenTelemetry; an untraced append stores no trace keys. Processors (package
+// processing) read them back to put the handling of each event in the trace
+// of the command that wrote it.
 package eventstore

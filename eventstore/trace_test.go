@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
+	"github.com/cairnhq/cairn/eventstore/sqlitedb"
 	"github.com/cairnhq/cairn/internal/spantest"
 	"github.com/cairnhq/cairn/internal/testdb"
 	"github.com/cairnhq/cairn/internal/testkit"
@@ -222,4 +223,29 @@ func TestAppendTxSpan(t *testing.T) {
 func w3cInject(ctx context.Context, m map[string]string) {
 	sc := trace.SpanContextFromContext(ctx)
 	m["traceparent"] = fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+}
+
+// BenchmarkAppendTracing is BenchmarkAppendOne with an explicit no-op
+// tracer provider, and with the SDK recording every span (no exporter):
+// what tracing costs an append when it is on.
+func BenchmarkAppendTracing(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		tp   trace.TracerProvider
+	}{
+		{"noop", noop.NewTracerProvider()},
+		{"recording", spantest.New(b)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			db := testdb.NewSQLite(b, sqlitedb.Options{Synchronous: sqlitedb.Normal})
+			s := testkit.MigratedStore(b, db.Gorm, testkit.NewRegistry(), eventstore.Options{TracerProvider: tc.tp})
+			data := []any{testkit.Noted{Text: "hello"}}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.Append(b.Context(), fmt.Sprint("bench-", i%100), event.Any, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
