@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnhq/cairn/event"
+	"github.com/cairnhq/cairn/internal/tracectx"
 )
 
 // Store is what a [Repository] needs of an event store: appending to a
@@ -131,7 +132,7 @@ func NewRepository[T any](store Store, typeName string, opts Options) (*Reposito
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository[T]{store: store, typeName: typeName, opts: opts, tab: tab, log: opts.Logger, tracer: newTracer(opts.TracerProvider)}
+	r := &Repository[T]{store: store, typeName: typeName, opts: opts, tab: tab, log: opts.Logger, tracer: tracectx.Tracer(opts.TracerProvider, tracerName)}
 	if r.opts.SnapshotSchemaVersion == 0 {
 		r.opts.SnapshotSchemaVersion = 1
 	}

@@ -3,10 +3,10 @@ package aggregate
 import (
 	"context"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairnhq/cairn/internal/tracectx"
 )
 
 // tracerName is the instrumentation scope of the repositories' spans.
@@ -25,13 +25,6 @@ const (
 	attrChanges = attribute.Key("cairn.aggregate.changes")
 )
 
-func newTracer(tp trace.TracerProvider) trace.Tracer {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	return tp.Tracer(tracerName)
-}
-
 // startSpan starts a load or save span of aggregate id.
 func (r *Repository[T]) startSpan(ctx context.Context, name, id string) (context.Context, trace.Span) {
 	ctx, span := r.tracer.Start(ctx, name)
@@ -47,8 +40,7 @@ func endSpan(span trace.Span, root *Root, err error, more ...attribute.KeyValue)
 	if span.IsRecording() {
 		switch {
 		case err != nil:
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			tracectx.Fail(span, err)
 		case root != nil:
 			span.SetAttributes(attrVersion.Int64(root.version))
 		}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"reflect"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairnhq/cairn/internal/tracectx"
 )
 
 // tracerName is the instrumentation scope of the command spans.
@@ -34,10 +34,7 @@ const (
 // them (put Tracing after [Correlation]), and the number of events the
 // command wrote and the position of the last one, or its error.
 func Tracing(tp trace.TracerProvider) Middleware {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	tracer := tp.Tracer(tracerName)
+	tracer := tracectx.Tracer(tp, tracerName)
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, cmd any) (Result, error) {
 			ctx, span := tracer.Start(ctx, spanCommand)
@@ -55,8 +52,7 @@ func Tracing(tp trace.TracerProvider) Middleware {
 			res, err := next.Handle(ctx, cmd)
 			if recording {
 				if err != nil {
-					span.RecordError(err)
-					span.SetStatus(codes.Error, err.Error())
+					tracectx.Fail(span, err)
 				} else {
 					span.SetAttributes(attrEvents.Int(len(res.Events)), attrPosition.Int64(res.Position))
 				}

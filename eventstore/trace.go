@@ -4,9 +4,7 @@ import (
 	"context"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnhq/cairn/event"
@@ -43,11 +41,8 @@ type storeTracer struct {
 }
 
 func newStoreTracer(tp trace.TracerProvider) storeTracer {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
 	return storeTracer{
-		t:          tp.Tracer(tracerName),
+		t:          tracectx.Tracer(tp, tracerName),
 		appendOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
 	}
 }
@@ -86,13 +81,10 @@ func traceAppendTx(span trace.Span, reqs []*request) {
 
 // endAppend ends an append's span with its outcome.
 func endAppend(span trace.Span, recorded []event.Event, err error) {
-	if span.IsRecording() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		} else if len(recorded) > 0 {
-			span.SetAttributes(attrPosition.Int64(recorded[len(recorded)-1].Position))
-		}
+	if err != nil {
+		tracectx.Fail(span, err)
+	} else if len(recorded) > 0 && span.IsRecording() {
+		span.SetAttributes(attrPosition.Int64(recorded[len(recorded)-1].Position))
 	}
 	span.End()
 }
@@ -134,8 +126,7 @@ func (s *Store) traceCommit(ctx context.Context, live []*request, leader *reques
 	return ctx, func(attempts int, err error) {
 		commit.SetAttributes(attrAttempts.Int(attempts))
 		if err != nil {
-			commit.RecordError(err)
-			commit.SetStatus(codes.Error, err.Error())
+			tracectx.Fail(commit, err)
 		}
 		commit.End()
 	}

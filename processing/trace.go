@@ -3,9 +3,7 @@ package processing
 import (
 	"context"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnhq/cairn/event"
@@ -46,10 +44,7 @@ type processorTracer struct {
 }
 
 func newProcessorTracer(tp trace.TracerProvider) processorTracer {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	return processorTracer{t: tp.Tracer(tracerName), opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
+	return processorTracer{t: tracectx.Tracer(tp, tracerName), opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
 }
 
 // startBatch starts the span of a batch, a new trace linked to the trace
@@ -85,8 +80,7 @@ func endBatch(span trace.Span, saved int64, err error) {
 	if span.IsRecording() {
 		span.SetAttributes(attrSaved.Int64(saved))
 		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			tracectx.Fail(span, err)
 		}
 	}
 	span.End()
@@ -122,9 +116,8 @@ func endEvent(span trace.Span, err error) {
 	if span == nil {
 		return
 	}
-	if err != nil && span.IsRecording() {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+	if err != nil {
+		tracectx.Fail(span, err)
 	}
 	span.End()
 }

@@ -11,6 +11,8 @@ package tracectx
 import (
 	"context"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -68,4 +70,24 @@ func SpanContext(meta map[string]string) trace.SpanContext {
 		return trace.SpanContext{}
 	}
 	return trace.SpanContextFromContext(ctx)
+}
+
+// Fail records err on span, and sets its status to Error with err's text,
+// if span records.
+func Fail(span trace.Span, err error) {
+	if span.IsRecording() {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+}
+
+// Tracer returns the tracer called name (the instrumentation scope: the
+// package's import path) of tp, or of the global tracer provider when tp is
+// nil, as it is now: a provider set globally later is used too, since the
+// global one delegates to it.
+func Tracer(tp trace.TracerProvider, name string) trace.Tracer {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return tp.Tracer(name)
 }
