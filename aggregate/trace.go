@@ -27,7 +27,7 @@ const (
 
 // startSpan starts a load or save span of aggregate id.
 func (r *Repository[T]) startSpan(ctx context.Context, name, id string) (context.Context, trace.Span) {
-	ctx, span := r.tracer.Start(ctx, name)
+	ctx, span := tracectx.StartChild(ctx, r.tracer, name)
 	if span.IsRecording() && id != "" {
 		span.SetAttributes(attrType.String(r.typeName), attrID.String(id), attrStream.String(r.StreamID(id)))
 	}

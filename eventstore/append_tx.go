@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
+	"github.com/cairnhq/cairn/internal/tracectx"
 )
 
 // AppendTx is [Store.Append] in tx, a transaction of the store's database
@@ -79,7 +80,7 @@ func (s *Store) AppendAllTx(ctx context.Context, tx *gorm.DB, appends []event.Ap
 	if !ok {
 		return nil, fail(op, stream, "", fmt.Errorf("appends in a transaction are not supported on %T", s.d))
 	}
-	ctx, span := s.tr.t.Start(ctx, spanAppend, s.tr.appendOpts...)
+	ctx, span := tracectx.StartChild(ctx, s.tr.t, spanAppend, s.tr.appendOpts...)
 	out, err := s.appendAllTx(ctx, span, tw, ex, op, stream, appends)
 	var last []event.Event
 	if err == nil {

@@ -50,7 +50,7 @@ func newStoreTracer(tp trace.TracerProvider) storeTracer {
 // startAppend starts the span of an Append of n events to stream. With a
 // no-op tracer it builds no attributes and reads no clock.
 func (s *Store) startAppend(ctx context.Context, stream string, expected event.ExpectedVersion, n int) (context.Context, trace.Span) {
-	ctx, span := s.tr.t.Start(ctx, spanAppend, s.tr.appendOpts...)
+	ctx, span := tracectx.StartChild(ctx, s.tr.t, spanAppend, s.tr.appendOpts...)
 	if span.IsRecording() {
 		span.SetAttributes(attrStream.String(stream), attrEvents.Int(n), attrExpected.String(expected.String()))
 	}
@@ -89,6 +89,13 @@ func endAppend(span trace.Span, recorded []event.Event, err error) {
 	span.End()
 }
 
+// tracedAppend is the span of an append that records, and when the append
+// was queued.
+type tracedAppend struct {
+	span     trace.Span
+	queuedAt time.Time
+}
+
 // traceCommit gives the span of each live request of a group commit the
 // batch's size and the time the request waited, and starts the span of
 // the commit itself (a child of the leader's append span, linked from and
@@ -96,19 +103,21 @@ func endAppend(span trace.Span, recorded []event.Event, err error) {
 // and the function that ends the commit's span. When no request's span
 // records, it does nothing.
 func (s *Store) traceCommit(ctx context.Context, live []*request, leader *request) (context.Context, func(attempts int, err error)) {
-	recording := false
+	traced := 0
 	events := 0
 	for _, r := range live {
 		events += len(r.events)
-		recording = recording || (r.span != nil && r.span.IsRecording())
+		if r.traced != nil {
+			traced++
+		}
 	}
-	if !recording {
+	if traced == 0 {
 		return ctx, func(int, error) {}
 	}
-	links := make([]trace.Link, 0, len(live))
+	links := make([]trace.Link, 0, traced)
 	for _, r := range live {
-		if r.span != nil && r.span.SpanContext().IsValid() {
-			links = append(links, trace.Link{SpanContext: r.span.SpanContext()})
+		if r.traced != nil {
+			links = append(links, trace.Link{SpanContext: r.traced.span.SpanContext()})
 		}
 	}
 	ctx, commit := s.tr.t.Start(ctx, spanCommit, trace.WithLinks(links...))
@@ -116,12 +125,13 @@ func (s *Store) traceCommit(ctx context.Context, live []*request, leader *reques
 	commit.SetAttributes(batch...)
 	now := time.Now()
 	for _, r := range live {
-		if r.span == nil || !r.span.IsRecording() {
+		if r.traced == nil {
 			continue
 		}
-		r.span.SetAttributes(batch...)
-		r.span.SetAttributes(attrBatchLeader.Bool(r == leader), attrQueued.Float64(now.Sub(r.queuedAt).Seconds()))
-		r.span.AddLink(trace.Link{SpanContext: commit.SpanContext()})
+		sp := r.traced.span
+		sp.SetAttributes(batch...)
+		sp.SetAttributes(attrBatchLeader.Bool(r == leader), attrQueued.Float64(now.Sub(r.traced.queuedAt).Seconds()))
+		sp.AddLink(trace.Link{SpanContext: commit.SpanContext()})
 	}
 	return ctx, func(attempts int, err error) {
 		commit.SetAttributes(attrAttempts.Int(attempts))

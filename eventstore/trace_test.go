@@ -132,7 +132,9 @@ func TestAppendSpansOfGroupCommits(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range writers {
 			wg.Go(func() {
-				if _, err := s.Append(t.Context(), fmt.Sprintf("group-%d", i), event.NoStream, []any{testkit.Noted{}}); err != nil {
+				ctx, parent := rec.Tracer("test").Start(t.Context(), "request")
+				defer parent.End()
+				if _, err := s.Append(ctx, fmt.Sprintf("group-%d", i), event.NoStream, []any{testkit.Noted{}}); err != nil {
 					t.Error(err)
 				}
 			})
@@ -168,6 +170,24 @@ func TestAppendSpansOfGroupCommits(t *testing.T) {
 		}
 		if linked != writers {
 			t.Errorf("commit spans link to %d append spans, want %d", linked, writers)
+		}
+	})
+}
+
+// The store makes no span of its own outside a recorded span: an append
+// without one, with a tracer provider set, has no span and stores no trace
+// context.
+func TestNoAppendSpanOutsideATrace(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		t.Parallel()
+		rec := spantest.New(t)
+		_, s := setup(t, kind, eventstore.Options{TracerProvider: rec})
+		testkit.MustAppend(t, s, "alone", event.NoStream, []any{testkit.Noted{}})
+		if got := rec.Ended(); len(got) != 0 {
+			t.Errorf("%d spans, want none", len(got))
+		}
+		if got := readOne(t, s, "alone").Metadata; got != nil {
+			t.Errorf("metadata = %v, want none", got)
 		}
 	})
 }
@@ -226,8 +246,9 @@ func w3cInject(ctx context.Context, m map[string]string) {
 }
 
 // BenchmarkAppendTracing is BenchmarkAppendOne with an explicit no-op
-// tracer provider, and with the SDK recording every span (no exporter):
-// what tracing costs an append when it is on.
+// tracer provider, and with the SDK recording every span (no exporter),
+// each append in a recorded request span: what tracing costs an append
+// when it is on.
 func BenchmarkAppendTracing(b *testing.B) {
 	for _, tc := range []struct {
 		name string
@@ -240,9 +261,11 @@ func BenchmarkAppendTracing(b *testing.B) {
 			db := testdb.NewSQLite(b, sqlitedb.Options{Synchronous: sqlitedb.Normal})
 			s := testkit.MigratedStore(b, db.Gorm, testkit.NewRegistry(), eventstore.Options{TracerProvider: tc.tp})
 			data := []any{testkit.Noted{Text: "hello"}}
+			ctx, parent := tc.tp.Tracer("bench").Start(b.Context(), "request")
+			defer parent.End()
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				if _, err := s.Append(b.Context(), fmt.Sprint("bench-", i%100), event.Any, data); err != nil {
+				if _, err := s.Append(ctx, fmt.Sprint("bench-", i%100), event.Any, data); err != nil {
 					b.Fatal(err)
 				}
 			}

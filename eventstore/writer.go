@@ -62,8 +62,8 @@ func (s *Store) append(ctx context.Context, span trace.Span, streamID string, ex
 	if err != nil {
 		return nil, fail(op, streamID, "", err)
 	}
-	if req.span = span; span.IsRecording() {
-		req.queuedAt = time.Now()
+	if span.IsRecording() {
+		req.traced = &tracedAppend{span: span, queuedAt: time.Now()}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fail(op, streamID, "", err)
@@ -119,10 +119,8 @@ type request struct {
 	// lost: a transaction carrying it lost its connection (connloss.go).
 	lost *lostConn
 
-	// The append's span, and when it was queued if the span records
-	// (trace.go).
-	span     trace.Span
-	queuedAt time.Time
+	// traced: the append's span records (trace.go).
+	traced *tracedAppend
 }
 
 func (s *Store) newRequest(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts []event.AppendOption) (*request, error) {

@@ -91,3 +91,16 @@ func Tracer(tp trace.TracerProvider, name string) trace.Tracer {
 	}
 	return tp.Tracer(name)
 }
+
+// StartChild starts a span called name with t when ctx's span records,
+// and otherwise returns ctx and a span that does nothing, without
+// allocating: the store and the repositories make spans only inside a
+// recorded trace (a command's, a processor's), never traces of their own,
+// so that with no tracer provider set, or outside traces, they cost
+// nothing.
+func StartChild(ctx context.Context, t trace.Tracer, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	return t.Start(ctx, name, opts...)
+}
