@@ -101,7 +101,9 @@
 //
 // A [Repository] makes OpenTelemetry spans with the tracer of
 // [Options.TracerProvider] (nil: the global provider as [NewRepository]
-// finds it): "cairn.aggregate.load" for [Repository.Load] and
+// finds it), only inside a recorded trace, as the store does (the
+// command's, with the command package's Tracing middleware):
+// "cairn.aggregate.load" for [Repository.Load] and
 // "cairn.aggregate.save" for [Repository.Save] (with changes to save), both
 // with the attributes cairn.aggregate.type, cairn.aggregate.id, cairn.stream
 // and cairn.aggregate.version (the version loaded or saved), and for a save

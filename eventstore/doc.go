@@ -129,8 +129,12 @@
 //
 // The store makes OpenTelemetry spans with the tracer of
 // Options.TracerProvider (nil: the global provider, otel.GetTracerProvider,
-// as [New] finds it; with none set, a no-op one whose spans cost an append
-// nothing measurable). It depends on the OpenTelemetry API only.
+// as [New] finds it). It depends on the OpenTelemetry API only. It makes
+// spans only inside a recorded trace — when the caller's context carries
+// a span that records, as a command's, an HTTP request's or a processor's
+// does — and never starts a trace of its own: an append outside any trace,
+// or with no tracer provider set, costs no allocation more than without
+// tracing.
 //
 //   - "cairn.append" (kind producer): an [Store.Append], [Store.AppendTx]
 //     or [Store.AppendAllTx] call, child of the caller's span. Attributes:
