@@ -51,25 +51,20 @@ func Inject(ctx context.Context, meta map[string]string) {
 // current span context, and whether meta held a valid one. Without one, it
 // returns ctx unchanged.
 func Extract(ctx context.Context, meta map[string]string) (context.Context, bool) {
-	if _, ok := meta[TraceParent]; !ok {
+	sc := SpanContext(meta)
+	if !sc.IsValid() {
 		return ctx, false
 	}
-	out := w3c.Extract(ctx, propagation.MapCarrier(meta))
-	sc := trace.SpanContextFromContext(out)
-	if !sc.IsValid() || !sc.IsRemote() {
-		return ctx, false
-	}
-	return out, true
+	return trace.ContextWithRemoteSpanContext(ctx, sc), true
 }
 
-// SpanContext returns the span context stored in meta; it is invalid when
-// meta holds none.
+// SpanContext returns the remote span context stored in meta; it is
+// invalid when meta holds none, or none that parses.
 func SpanContext(meta map[string]string) trace.SpanContext {
-	ctx, ok := Extract(context.Background(), meta)
-	if !ok {
+	if _, ok := meta[TraceParent]; !ok {
 		return trace.SpanContext{}
 	}
-	return trace.SpanContextFromContext(ctx)
+	return trace.SpanContextFromContext(w3c.Extract(context.Background(), propagation.MapCarrier(meta)))
 }
 
 // Fail records err on span, and sets its status to Error with err's text,
