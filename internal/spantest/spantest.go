@@ -58,7 +58,7 @@ func Attr(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
 func Attrs(s sdktrace.ReadOnlySpan) map[string]string {
 	m := make(map[string]string, len(s.Attributes()))
 	for _, kv := range s.Attributes() {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }
