@@ -96,4 +96,17 @@
 // refuses snapshots for a type that is not a Snapshotter
 // ([ErrNotSnapshotter]): the repository never copies an aggregate's fields
 // on its own, so no state is silently left out of a snapshot.
+//
+// # Tracing
+//
+// A [Repository] makes OpenTelemetry spans with the tracer of
+// [Options.TracerProvider] (nil: the global provider as [NewRepository]
+// finds it), only inside a recorded trace, as the store does (the
+// command's, with the command package's Tracing middleware):
+// "cairn.aggregate.load" for [Repository.Load] and
+// "cairn.aggregate.save" for [Repository.Save] (with changes to save), both
+// with the attributes cairn.aggregate.type, cairn.aggregate.id, cairn.stream
+// and cairn.aggregate.version (the version loaded or saved), and for a save
+// cairn.aggregate.changes (the events saved). The store's append span is the
+// save span's child. A failure records its error.
 package aggregate

@@ -8,7 +8,10 @@ import (
 	"reflect"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cairnhq/cairn/event"
+	"github.com/cairnhq/cairn/internal/tracectx"
 )
 
 // Store is what a [Repository] needs of an event store: appending to a
@@ -65,6 +68,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock that stamps snapshots; nil means time.Now.
 	Now func() time.Time
+	// TracerProvider makes the tracer of the repository's spans (see
+	// "Tracing" in the package documentation); nil means
+	// otel.GetTracerProvider() as NewRepository finds it.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports options that cannot work.
@@ -90,6 +97,7 @@ type Repository[T any] struct {
 	snaps    SnapshotStore
 	tab      *table
 	log      *slog.Logger
+	tracer   trace.Tracer // trace.go
 }
 
 // NewRepository returns a repository for aggregates of type T kept in
@@ -124,7 +132,7 @@ func NewRepository[T any](store Store, typeName string, opts Options) (*Reposito
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository[T]{store: store, typeName: typeName, opts: opts, tab: tab, log: opts.Logger}
+	r := &Repository[T]{store: store, typeName: typeName, opts: opts, tab: tab, log: opts.Logger, tracer: tracectx.Tracer(opts.TracerProvider, tracerName)}
 	if r.opts.SnapshotSchemaVersion == 0 {
 		r.opts.SnapshotSchemaVersion = 1
 	}
@@ -169,6 +177,18 @@ func (r *Repository[T]) StreamID(id string) string {
 // whose [Root.Exists] is false, so a creating command can apply its first
 // events to it.
 func (r *Repository[T]) Load(ctx context.Context, id string) (*T, error) {
+	ctx, span := r.startSpan(ctx, spanLoad, id)
+	agg, err := r.load(ctx, id)
+	var root *Root
+	if agg != nil {
+		root = any(agg).(rooter).cairnRoot()
+	}
+	endSpan(span, root, err)
+	return agg, err
+}
+
+// load is Load within its span.
+func (r *Repository[T]) load(ctx context.Context, id string) (*T, error) {
 	if id == "" {
 		return nil, fmt.Errorf("%w: load %v with an empty ID", ErrNoID, r.tab.ptr)
 	}
@@ -255,6 +275,15 @@ func (r *Repository[T]) Save(ctx context.Context, agg *T, opts ...event.AppendOp
 	if root.id == "" {
 		return nil, fmt.Errorf("%w: save a %v that has changes but no ID: make it with Repository.Load or aggregate.New", ErrNoID, r.tab.ptr)
 	}
+	ctx, span := r.startSpan(ctx, spanSave, root.id)
+	changes := len(root.changes)
+	recs, err := r.save(ctx, agg, root, opts)
+	endSpan(span, root, err, attrChanges.Int(changes))
+	return recs, err
+}
+
+// save is Save within its span.
+func (r *Repository[T]) save(ctx context.Context, agg *T, root *Root, opts []event.AppendOption) ([]event.Event, error) {
 	stream := r.StreamID(root.id)
 	before := root.committed
 	recs, err := r.store.Append(ctx, stream, event.Exact(before), root.changes, opts...)

@@ -62,4 +62,18 @@
 // where the store's error names the stream and the versions. The error of
 // the command's own function (a rule of the aggregate) is returned as it
 // is, so a caller can match it with errors.Is or errors.As directly.
+//
+// # Tracing
+//
+// The [Tracing] middleware gives each command an OpenTelemetry span,
+// "cairn.command", the parent of everything its handler does: the
+// aggregate's load and save, the store's append, and so the trace context
+// that the appended events carry to the processors that handle them.
+// Attributes: cairn.command.type (the Go type), cairn.command.id and
+// cairn.command.correlation_id (with [Correlation] before Tracing),
+// cairn.command.events and cairn.command.position (what it wrote); a
+// failed command records its error. Put it after [Correlation] and before
+// [Logging]:
+//
+//	d.Use(command.Correlation(nil), command.Tracing(nil), command.Logging(nil), command.Validation())
 package command

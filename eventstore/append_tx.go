@@ -12,9 +12,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
+	"github.com/cairnhq/cairn/internal/tracectx"
 )
 
 // AppendTx is [Store.Append] in tx, a transaction of the store's database
@@ -61,14 +63,14 @@ func (s *Store) AppendTx(ctx context.Context, tx *gorm.DB, streamID string, expe
 // returns the recorded events of each append, in the order of appends.
 func (s *Store) AppendAllTx(ctx context.Context, tx *gorm.DB, appends []event.AppendRequest) ([][]event.Event, error) {
 	start := s.m.startAppend(ctx)
-	out, written, err := s.appendAllTx(ctx, tx, appends)
+	out, written, err := s.appendAllTxSpan(ctx, tx, appends)
 	s.m.appendedTx(ctx, start, written, err)
 	return out, err
 }
 
-// appendAllTx is AppendAllTx; it also returns how many events it wrote
+// appendAllTxSpan is AppendAllTx; it also returns how many events it wrote
 // (those of idempotent replays excluded).
-func (s *Store) appendAllTx(ctx context.Context, tx *gorm.DB, appends []event.AppendRequest) ([][]event.Event, int, error) {
+func (s *Store) appendAllTxSpan(ctx context.Context, tx *gorm.DB, appends []event.AppendRequest) ([][]event.Event, int, error) {
 	op := "append"
 	stream := ""
 	if len(appends) == 1 {
@@ -87,12 +89,26 @@ func (s *Store) appendAllTx(ctx context.Context, tx *gorm.DB, appends []event.Ap
 	if !ok {
 		return nil, 0, fail(op, stream, "", fmt.Errorf("appends in a transaction are not supported on %T", s.d))
 	}
+	ctx, span := tracectx.StartChild(ctx, s.tr.t, spanAppend, s.tr.appendOpts...)
+	out, written, err := s.appendAllTx(ctx, span, tw, ex, op, stream, appends)
+	var last []event.Event
+	if err == nil {
+		last = out[len(out)-1]
+	}
+	endAppend(span, last, err)
+	return out, written, err
+}
+
+// appendAllTx is AppendAllTx within its span.
+func (s *Store) appendAllTx(ctx context.Context, span trace.Span, tw txWriter, ex txConn, op, stream string, appends []event.AppendRequest) ([][]event.Event, int, error) {
 	reqs := make([]*request, len(appends))
+	var err error
 	for i, a := range appends {
 		if reqs[i], err = s.newRequest(ctx, a.StreamID, a.Expected, a.Events, a.Options); err != nil {
 			return nil, 0, fail("append", a.StreamID, "", err)
 		}
 	}
+	traceAppendTx(span, reqs)
 	out, failed, err := s.appendTx(ctx, tw, ex, reqs)
 	if err != nil {
 		if failed != nil {

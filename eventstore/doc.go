@@ -134,4 +134,44 @@
 // times a processor's lag in seconds is computed from. The table of every
 // Cairn metric is in the documentation of package
 // [github.com/cairnhq/cairn/runner].
+
+// # Tracing
+//
+// The store makes OpenTelemetry spans with the tracer of
+// Options.TracerProvider (nil: the global provider, otel.GetTracerProvider,
+// as [New] finds it). It depends on the OpenTelemetry API only. It makes
+// spans only inside a recorded trace — when the caller's context carries
+// a span that records, as a command's, an HTTP request's or a processor's
+// does — and never starts a trace of its own: an append outside any trace,
+// or with no tracer provider set, costs no allocation more than without
+// tracing.
+//
+//   - "cairn.append" (kind producer): an [Store.Append], [Store.AppendTx]
+//     or [Store.AppendAllTx] call, child of the caller's span. Attributes:
+//     cairn.stream, cairn.append.events (its events),
+//     cairn.append.expected_version, cairn.append.position (the last
+//     event's, on success); for Append, the group commit it joined —
+//     cairn.append.batch.appends and cairn.append.batch.events (its size),
+//     cairn.append.batch.leader (whether this call ran the transaction) and
+//     cairn.append.queued (seconds from the call to the start of the
+//     transaction that took it) — and a link to that commit's span; for the
+//     transactional appends, cairn.append.in_transaction, cairn.append.appends
+//     and links to the trace contexts the appends carry already in their
+//     metadata (a stateful reactor's emits). A failed append records its
+//     error and has status Error.
+//   - "cairn.append.commit" (internal): one group-commit transaction, child
+//     of its leader's append span, linked to the append span of every call
+//     it carries. Attributes: cairn.append.batch.appends,
+//     cairn.append.batch.events, cairn.append.commit.attempts.
+//
+// An append records the trace context of its span in the metadata of its
+// events, as the W3C Trace Context headers would carry it: the key
+// "traceparent" (e.g. "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+// and, when the trace state is not empty, "tracestate". It does so only when
+// the append's context carries a valid span context and the append's own
+// metadata has no "traceparent" (an append that gives one keeps it). Stored
+// metadata stays a JSON object of plain strings, readable without
+// OpenTelemetry; an untraced append stores no trace keys. Processors (package
+// processing) read them back to put the handling of each event in the trace
+// of the command that wrote it.
 package eventstore

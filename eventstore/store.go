@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/metric"
+
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/event"
@@ -81,6 +83,11 @@ type Options struct {
 	// "Metrics" in the package documentation); nil means the global one,
 	// otel.GetMeterProvider(), as it is when New is called.
 	MeterProvider metric.MeterProvider
+
+	// TracerProvider makes the tracer of the store's spans (see "Tracing"
+	// in the package documentation); nil means otel.GetTracerProvider()
+	// as New finds it.
+	TracerProvider trace.TracerProvider
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)
@@ -169,6 +176,7 @@ type Store struct {
 	// positions_watch.go); pgPos is nil on SQLite.
 	posWake signal
 	pgPos   *pgListener
+	tr      storeTracer // trace.go
 }
 
 // New returns a store over db that encodes and decodes event data with reg.
@@ -189,7 +197,7 @@ func New(db *gorm.DB, reg *event.Registry, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fail("new", "", "", err)
 	}
-	s := &Store{gdb: db, db: sqlDB, reg: reg, opts: opts}
+	s := &Store{gdb: db, db: sqlDB, reg: reg, opts: opts, tr: newStoreTracer(opts.TracerProvider)}
 	// The one place that asks which database this is.
 	t := newTables(opts.TablePrefix)
 	system := "postgresql" // OpenTelemetry's db.system.name

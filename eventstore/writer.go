@@ -12,8 +12,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnhq/cairn/event"
+	"github.com/cairnhq/cairn/internal/tracectx"
 )
 
 // Append stores events at the end of the stream if the stream's version
@@ -47,19 +49,24 @@ import (
 // transaction may have committed, the error is an [*OutcomeUnknownError]
 // with the event IDs to append again with.
 func (s *Store) Append(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts ...event.AppendOption) ([]event.Event, error) {
+	ctx, span := s.startAppend(ctx, streamID, expected, len(events))
 	start := s.m.startAppend(ctx)
-	out, written, err := s.appendEvents(ctx, streamID, expected, events, opts)
+	out, written, err := s.appendEvents(ctx, span, streamID, expected, events, opts)
 	s.m.appended(ctx, start, written, err)
+	endAppend(span, out, err)
 	return out, err
 }
 
-// appendEvents is Append; it also returns how many events it wrote (0
-// for an idempotent replay).
-func (s *Store) appendEvents(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts []event.AppendOption) ([]event.Event, int, error) {
+// appendEvents is Append within its span; it also returns how many events
+// it wrote (0 for an idempotent replay).
+func (s *Store) appendEvents(ctx context.Context, span trace.Span, streamID string, expected event.ExpectedVersion, events []any, opts []event.AppendOption) ([]event.Event, int, error) {
 	const op = "append"
 	req, err := s.newRequest(ctx, streamID, expected, events, opts)
 	if err != nil {
 		return nil, 0, fail(op, streamID, "", err)
+	}
+	if span.IsRecording() {
+		req.traced = &tracedAppend{span: span, queuedAt: time.Now()}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, 0, fail(op, streamID, "", err)
@@ -114,6 +121,9 @@ type request struct {
 	deferred bool
 	// lost: a transaction carrying it lost its connection (connloss.go).
 	lost *lostConn
+
+	// traced: the append's span records (trace.go).
+	traced *tracedAppend
 }
 
 func (s *Store) newRequest(ctx context.Context, streamID string, expected event.ExpectedVersion, events []any, opts []event.AppendOption) (*request, error) {
@@ -154,8 +164,9 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 		explicitIDs: o.IDs != nil,
 		wake:        make(chan struct{}),
 	}
-	if len(o.Metadata) > 0 {
-		req.meta = make(map[string]string, len(o.Metadata))
+	withTrace := tracectx.Needs(ctx, o.Metadata)
+	if len(o.Metadata) > 0 || withTrace {
+		req.meta = make(map[string]string, len(o.Metadata)+2)
 		for k, v := range o.Metadata {
 			// JSON cannot carry invalid UTF-8: refuse it rather than
 			// store something other than what was given.
@@ -163,6 +174,9 @@ func (s *Store) newRequest(ctx context.Context, streamID string, expected event.
 				return nil, invalid("metadata %q: %q is not valid UTF-8", k, v)
 			}
 			req.meta[k] = v
+		}
+		if withTrace {
+			tracectx.Inject(ctx, req.meta)
 		}
 		b, err := json.Marshal(req.meta)
 		if err != nil {
@@ -396,10 +410,13 @@ func (s *Store) commitBatch(batch []*request, leader *request) (deferred []*requ
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(leader.ctx), s.opts.WriteTimeout)
+	tctx, endCommit := s.traceCommit(leader.ctx, live, leader)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(tctx), s.opts.WriteTimeout)
 	defer cancel()
 	var err error
-	for attempt := 0; ; attempt++ {
+	attempt := 0
+	defer func() { endCommit(attempt+1, err) }()
+	for ; ; attempt++ {
 		for _, r := range live {
 			r.err, r.replay, r.deferred, r.result = nil, false, false, nil
 		}

@@ -270,4 +270,33 @@
 // events and seconds, parked events, state); the table of every Cairn
 // metric is in the documentation of package
 // [github.com/cairnhq/cairn/runner].
+
+// # Tracing
+//
+// A processor makes OpenTelemetry spans with the tracer of
+// [Options.TracerProvider] (nil: the global provider as [New] finds it). A
+// batch holds events written by many commands, each in its own trace, so:
+//
+//   - "cairn.process.batch" (kind consumer): one batch handed to the
+//     [Handler], a trace of its own, with a link to the trace context of each
+//     of its events that carries one in its metadata (the store writes it at
+//     append time as "traceparent" and "tracestate"; at most 128 links).
+//     Attributes: cairn.processor, cairn.processor.kind, cairn.batch.from
+//     (the position before the batch), cairn.batch.through,
+//     cairn.batch.events, cairn.batch.attempt (1, or the number of failures
+//     in a row plus one), cairn.batch.saved (the position saved); a failed
+//     batch records its error and has status Error.
+//   - "cairn.process.event" (kind consumer): a typed handler's call for one
+//     event ([Handlers.Handle], middleware included), the child of the
+//     event's trace context — so that it belongs to the trace of the
+//     command that wrote the event — with a link to its batch's span; an
+//     event without trace context makes it the batch span's child instead.
+//     Attributes: cairn.processor, cairn.processor.kind,
+//     cairn.event.position, cairn.stream, cairn.event.type, cairn.event.id;
+//     a failed call records its error.
+//
+// The handler's context carries the event's span, so what the handler
+// appends (a reactor's emitted events) carries the same trace on. When a
+// batch span does not record and an event has no trace context, no event
+// span is made.
 package processing

@@ -158,6 +158,14 @@ func (t *Handlers[A]) Handle(ctx context.Context, a A, e event.Event) error {
 	if h == nil {
 		return nil
 	}
+	ctx, span := t.p.startEvent(ctx, e)
+	err := t.handle(ctx, a, e, h)
+	endEvent(span, err)
+	return err
+}
+
+// handle is Handle within the event's span.
+func (t *Handlers[A]) handle(ctx context.Context, a A, e event.Event, h func(ctx context.Context, a A, e event.Event) error) error {
 	if len(t.mw) > 0 {
 		return t.handleWrapped(ctx, a, e, h)
 	}

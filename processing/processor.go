@@ -12,6 +12,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cairnhq/cairn/event"
 )
 
@@ -106,6 +108,11 @@ type Options struct {
 	// "Metrics" in the package documentation); nil means the global one,
 	// otel.GetMeterProvider(), as it is when the processor is made.
 	MeterProvider metric.MeterProvider
+
+	// TracerProvider makes the tracer of the processor's spans (see
+	// "Tracing" in the package documentation); nil means
+	// otel.GetTracerProvider() as New finds it.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports options that cannot work.
@@ -245,7 +252,8 @@ type Processor struct {
 	h      Handler
 	opts   Options
 	pk     *parking
-	meters meters // metrics.go
+	meters meters          // metrics.go
+	tr     processorTracer // trace.go
 
 	running atomic.Bool
 	// registered: the start position is recorded (start.go).
@@ -297,13 +305,15 @@ func New(store Store, name string, h Handler, opts Options) (*Processor, error) 
 		return nil, fmt.Errorf("processing: new %q: %w: %w", name, ErrInvalid, err)
 	}
 	p := &Processor{
-		name:    name,
-		kind:    "processor",
-		store:   store,
-		h:       h,
-		opts:    opts.withDefaults(),
-		pk:      pk,
-		meters:  m,
+		name:   name,
+		kind:   "processor",
+		store:  store,
+		h:      h,
+		opts:   opts.withDefaults(),
+		pk:     pk,
+		meters: m,
+
+		tr:      newProcessorTracer(opts.TracerProvider),
 		status:  Status{Name: name},
 		changed: make(chan struct{}),
 	}
@@ -636,10 +646,12 @@ func (r *run) once(ctx context.Context) error {
 func (r *run) handle(ctx context.Context, b event.Batch, cp Checkpoint) (saved int64, err error) {
 	r.p.pk.exclusive.Lock()
 	defer r.p.pk.exclusive.Unlock()
+	ctx, span := r.startBatch(ctx, b, cp)
 	err = Guard(func() error {
 		var herr error
 		saved, herr = r.p.h.HandleBatch(ctx, b, cp)
 		return herr
 	})
+	endBatch(span, saved, err)
 	return saved, err
 }

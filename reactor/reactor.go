@@ -169,7 +169,7 @@ func (em *Emitter) Emit(ctx context.Context, streamID string, events ...any) ([]
 		corr = em.cause.ID.String()
 	}
 	if em.queue != nil {
-		out, err := em.enqueue(streamID, ids, corr, events)
+		out, err := em.enqueue(ctx, streamID, ids, corr, events)
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 
@@ -239,7 +240,7 @@ func (r *Reactor) handleStateBatch(ctx context.Context, batch event.Batch, cp pr
 // enqueue records an Emit of a stateful reactor, to append when the batch
 // commits, and returns the events as they will be recorded, without their
 // positions and versions.
-func (em *Emitter) enqueue(streamID string, ids []uuid.UUID, corr string, events []any) ([]event.Event, error) {
+func (em *Emitter) enqueue(ctx context.Context, streamID string, ids []uuid.UUID, corr string, events []any) ([]event.Event, error) {
 	reg := em.r.store.Registry()
 	out := make([]event.Event, len(events))
 	for i, data := range events {
@@ -253,10 +254,17 @@ func (em *Emitter) enqueue(streamID string, ids []uuid.UUID, corr string, events
 		out[i] = event.Event{ID: ids[i], StreamID: streamID, Type: typ, Data: data,
 			CausationID: em.cause.ID.String(), CorrelationID: corr}
 	}
-	*em.queue = append(*em.queue, queued{StreamID: streamID, Expected: event.Any, Events: events, Options: []event.AppendOption{
+	opts := []event.AppendOption{
 		event.WithIDs(ids...),
 		event.WithCausationID(em.cause.ID.String()),
 		event.WithCorrelationID(corr),
-	}})
+	}
+	if meta := traceMetadata(ctx); meta != nil {
+		opts = append(opts, event.WithMetadata(meta))
+		for i := range out {
+			out[i].Metadata = maps.Clone(meta)
+		}
+	}
+	*em.queue = append(*em.queue, queued{StreamID: streamID, Expected: event.Any, Events: events, Options: opts})
 	return out, nil
 }

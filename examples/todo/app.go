@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gorm.io/gorm"
 
 	"github.com/cairnhq/cairn/aggregate"
@@ -55,6 +57,11 @@ type config struct {
 	// processors' status; nil means the global meter provider (a no-op
 	// unless the program sets one) and no /metrics.
 	metrics *metrics
+
+	// tracerProvider makes the spans of the store, the repository, the
+	// commands, the processors and the HTTP API; nil means none (a no-op
+	// provider, and no HTTP server spans).
+	tracerProvider trace.TracerProvider
 }
 
 // app is the todo application wired together on one database: the event
@@ -92,27 +99,31 @@ func newApp(db *gorm.DB, cfg config) (*app, error) {
 		return nil, err
 	}
 	var err error
-	a.store, err = eventstore.New(db, reg, eventstore.Options{Logger: a.logger, MeterProvider: cfg.metrics.meterProvider()})
+	tp := cfg.tracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	a.store, err = eventstore.New(db, reg, eventstore.Options{Logger: a.logger, TracerProvider: tp, MeterProvider: cfg.metrics.meterProvider()})
 	if err != nil {
 		return nil, err
 	}
 
 	// The write side: commands go through a dispatcher that gives each one
-	// an ID and a correlation ID, logs it, and validates it before its
-	// handler runs it on the Todo aggregate.
-	todos, err := todo.NewRepository(a.store, aggregate.Options{SnapshotEvery: snapshotEvery, Logger: a.logger})
+	// an ID and a correlation ID, traces it, logs it, and validates it
+	// before its handler runs it on the Todo aggregate.
+	todos, err := todo.NewRepository(a.store, aggregate.Options{SnapshotEvery: snapshotEvery, Logger: a.logger, TracerProvider: tp})
 	if err != nil {
 		return nil, err
 	}
 	a.commands = new(command.Dispatcher)
-	a.commands.Use(command.Correlation(nil), command.Logging(a.logger), command.Validation())
+	a.commands.Use(command.Correlation(nil), command.Tracing(tp), command.Logging(a.logger), command.Validation())
 	if err := todo.HandleCommands(a.commands, todos); err != nil {
 		return nil, err
 	}
 
 	// The read side and the reactor. Their error handler is the default:
 	// retry the failing event with exponential backoff, never skip it.
-	opts := processing.Options{Logger: a.logger, MeterProvider: cfg.metrics.meterProvider()}
+	opts := processing.Options{Logger: a.logger, TracerProvider: tp, MeterProvider: cfg.metrics.meterProvider()}
 	if a.outstanding, err = projections.NewOutstanding(a.store, opts); err != nil {
 		return nil, err
 	}
@@ -172,7 +183,8 @@ func (a *app) newRunner() (*runner.Runner, error) {
 // handler returns the HTTP API; status, if not nil, is served at
 // /processors, and the app's metrics, if it has them, at /metrics.
 func (a *app) handler(status http.Handler) http.Handler {
-	return a.cfg.metrics.serveWith(web.NewHandler(a.commands, a.db, web.Options{Processors: status, Logger: a.logger, Store: a.store, WaitTimeout: a.cfg.waitTimeout}))
+	api := web.NewHandler(a.commands, a.db, web.Options{Processors: status, Logger: a.logger, Store: a.store, WaitTimeout: a.cfg.waitTimeout})
+	return a.cfg.metrics.serveWith(traceHTTP(api, a.cfg.tracerProvider))
 }
 
 // statusHandler returns what the processors' status address serves: r's

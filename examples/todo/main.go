@@ -24,6 +24,12 @@
 //	                              all-in-one mode it is at /processors
 //	-wait-timeout, TODO_WAIT_TIMEOUT  the longest a query sent with Cairn-After
 //	                              waits for its projections (default 2s)
+//	-trace, TODO_TRACE            where to send OpenTelemetry traces: stdout,
+//	                              otlp (an OTLP/HTTP collector, set up by the
+//	                              OTEL_EXPORTER_OTLP_* variables), or nowhere
+//	                              (the default, unless OTEL_EXPORTER_OTLP_ENDPOINT
+//	                              or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set:
+//	                              then otlp)
 //
 // The web server and the processors' status address also serve /metrics:
 // the framework's metrics (appends, reads, each processor's lag in events
@@ -79,6 +85,8 @@ type options struct {
 	statusAddr string
 	// waitTimeout bounds a query's wait for Cairn-After (read-your-writes).
 	waitTimeout time.Duration
+	// trace is where traces go: "", "stdout" or "otlp" (telemetry.go).
+	trace string
 }
 
 const usage = `Usage: todo [mode] [flags]
@@ -112,6 +120,11 @@ func parseArgs(args []string, getenv func(string) string, output io.Writer) (opt
 	fs.StringVar(&o.db, "db", env("TODO_DB", "todo.db"), "SQLite file path or postgres:// URL (env TODO_DB)")
 	fs.StringVar(&o.addr, "addr", env("TODO_ADDR", "127.0.0.1:3000"), "address of the web server (env TODO_ADDR)")
 	fs.StringVar(&o.statusAddr, "status-addr", env("TODO_STATUS_ADDR", ""), "address of the processors' status JSON in processors mode, off when empty (env TODO_STATUS_ADDR)")
+	defTrace := env("TODO_TRACE", "")
+	if defTrace == "" && (getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") {
+		defTrace = traceOTLP
+	}
+	fs.StringVar(&o.trace, "trace", defTrace, "where to send traces: stdout, otlp, or nowhere when empty; otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set (env TODO_TRACE)")
 	waitTimeout := fs.String("wait-timeout", env("TODO_WAIT_TIMEOUT", web.DefaultWaitTimeout.String()), "the longest a query sent with Cairn-After waits for its projections (env TODO_WAIT_TIMEOUT)")
 
 	// The mode comes first, or after the flags.
@@ -142,6 +155,11 @@ func parseArgs(args []string, getenv func(string) string, output io.Writer) (opt
 		fs.Usage()
 		return o, fmt.Errorf("unknown mode %q", o.mode)
 	}
+	switch o.trace {
+	case traceOff, traceStdout, traceOTLP:
+	default:
+		return o, fmt.Errorf("-trace %q: want stdout, otlp or nothing", o.trace)
+	}
 	return o, nil
 }
 
@@ -151,6 +169,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	tp, shutdownTracing, err := setupTracing(ctx, o.trace, o.mode, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the spans still buffered, even though ctx has ended.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			logger.WarnContext(ctx, "flushing traces", "error", err)
+		}
+	}()
 	db, err := openDB(o.db)
 	if err != nil {
 		return err
@@ -160,7 +190,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer m.shutdown(context.WithoutCancel(ctx))
-	a, err := newApp(db, config{logger: logger, waitTimeout: o.waitTimeout, metrics: m})
+	a, err := newApp(db, config{logger: logger, waitTimeout: o.waitTimeout, metrics: m, tracerProvider: tp})
 	if err != nil {
 		return err
 	}
