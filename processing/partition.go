@@ -389,6 +389,8 @@ func (p *Processor) partitions() []*Processor {
 			h:       p.h,
 			opts:    opts,
 			pk:      pk,
+			meters:  p.meters,
+			tr:      p.tr,
 			part:    &partition{parent: p, index: j, count: k},
 			status:  Status{Name: name},
 			changed: make(chan struct{}),
