@@ -220,6 +220,7 @@ func measurePartitions(ctx context.Context, t target, s partitionShape, events, 
 	if err := children.release(); err != nil {
 		return 0, err
 	}
+	exited := children.watch()
 	names := make([]string, s.partitions)
 	for j := range names {
 		names[j] = processing.PartitionName("mailer", j, s.partitions)
@@ -241,6 +242,8 @@ func measurePartitions(ctx context.Context, t target, s partitionShape, events, 
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
+		case i := <-exited:
+			return 0, fmt.Errorf("runner process %d exited before the partitions caught up: %w", i, children.stop())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -276,6 +279,20 @@ func (pc *partitionChildren) release() error {
 		}
 	}
 	return nil
+}
+
+// watch reads the children's standard output until it ends (they write
+// nothing more once running) and sends on the channel the index of each
+// child whose output ended: one that exited, if stop has not been called.
+func (pc *partitionChildren) watch() <-chan int {
+	exited := make(chan int, len(pc.ps.outs))
+	for i, out := range pc.ps.outs {
+		go func() {
+			_, _ = io.Copy(io.Discard, out)
+			exited <- i
+		}()
+	}
+	return exited
 }
 
 // stop closes the children's standard input, which stops their runners,
