@@ -48,7 +48,7 @@ func TestCrashRecovery(t *testing.T) {
 				if ahead > 0 {
 					partway++
 				}
-				testkit.Fill(t, s, 100, 5, 10)
+				testkit.Fill(t, s, 1_000, 20, 100) // real work for the next child, however far the last one got ahead
 			},
 		})
 		if partway == 0 {

@@ -108,7 +108,9 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 			Stderr: os.Stderr,
 		})
 		target := start + 1 + rand.Int64N(max(1, (head-start)/4))
-		deadline := time.Now().Add(workTimeout)
+		began := time.Now()
+		deadline := began.Add(workTimeout)
+		reached := start
 		for pos := start; pos < target; pos = position("while a child works") {
 			select {
 			case <-c.Done():
@@ -118,8 +120,19 @@ func KillRepeatedly(t testing.TB, s *eventstore.Store, o CrashOptions) {
 			if time.Now().After(deadline) {
 				t.Fatalf("child %d did not reach position %d within %v: position %d", i+1, target, workTimeout, pos)
 			}
+			reached = pos
 		}
-		time.Sleep(time.Duration(rand.Int64N(int64(o.MaxPause))))
+		// Pause at most MaxPause, and at most half the time the rest of
+		// the work takes at the pace the child went so far, so that the
+		// kill comes mid-work on a fast machine too.
+		pause := o.MaxPause
+		if done := max(reached, target) - start; done > 0 {
+			rest := time.Duration(float64(time.Since(began)) * float64(head-max(reached, target)) / float64(done))
+			pause = min(pause, rest/2)
+		}
+		if pause > 0 {
+			time.Sleep(time.Duration(rand.Int64N(int64(pause))))
+		}
 		if err := c.Kill(); err != nil {
 			t.Fatal(err)
 		}
