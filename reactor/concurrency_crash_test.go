@@ -66,7 +66,7 @@ func TestConcurrencyCrashRecovery(t *testing.T) {
 				if c.ahead > 0 {
 					partway++
 				}
-				testkit.Fill(t, s, 1_000, 100, 2)
+				testkit.Fill(t, s, 3_000, 100, 2) // at Concurrency 32 and 2 ms an event, ~0.1 s of work for the next child
 			},
 		})
 		if partway == 0 {
