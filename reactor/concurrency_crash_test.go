@@ -50,7 +50,7 @@ func TestConcurrencyCrashRecovery(t *testing.T) {
 		s := testkit.DomainStore(t, db.Gorm)
 		testkit.Fill(t, s, 3_000, 200, 5)
 		concurrentReactor(t, s, "receipts", concurrentCrashOptions(), newOrderLog(), nil) // migrate before the children
-		partway := 0
+		partway, late := 0, 0
 		testkit.KillRepeatedly(t, s, testkit.CrashOptions{
 			Kind: string(kind), DSN: db.DSN, Processor: "receipts", Kills: 5, MaxPause: 20 * time.Millisecond,
 			Helper: "^TestConcurrentHelperProcess$",
@@ -61,7 +61,12 @@ func TestConcurrencyCrashRecovery(t *testing.T) {
 					t.Errorf("kill %d: %d deposits up to the saved position %d without a receipt, %d with two or more", k.N, c.skipped, k.Position, c.twice)
 				}
 				if k.Position >= k.Head {
-					t.Errorf("kill %d came after the reactor had handled every event: it did not kill it mid-work", k.N)
+					// The saved position moves in steps (a batch, or a
+					// second): on a fast machine a child can finish
+					// between two looks at it. One such kill is
+					// tolerated; the others must come mid-work.
+					late++
+					t.Logf("kill %d came after the reactor had handled every event", k.N)
 				}
 				if c.ahead > 0 {
 					partway++
@@ -71,6 +76,9 @@ func TestConcurrencyCrashRecovery(t *testing.T) {
 		})
 		if partway == 0 {
 			t.Errorf("no kill left receipts past the saved position")
+		}
+		if late > 1 {
+			t.Errorf("%d of 5 kills came after the reactor had handled every event: they did not kill it mid-work", late)
 		}
 		runToHead(t, s, concurrentReactor(t, s, "receipts", concurrentCrashOptions(), newOrderLog(), nil))
 		checkReceipts(t, s)
