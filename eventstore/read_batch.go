@@ -85,28 +85,7 @@ func byPosition(a, b event.Event) int { return cmp.Compare(a.Position, b.Positio
 // are after, the ntypes types, f's (appendFilterArgs), then the limit.
 func (q *queries) readBatchWithHeadSQL(ntypes int, f event.StreamFilter) string {
 	p := q.p
-	s := "SELECT " + eventColumns + " FROM (SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1)
-	n := 2
-	if ntypes > 0 {
-		s += " AND type IN ("
-		for i := 0; i < ntypes; i++ {
-			if i > 0 {
-				s += ", "
-			}
-			s += p(n)
-			n++
-		}
-		s += ")"
-	}
-	switch {
-	case f.All():
-	case f.ID != "":
-		s += " AND stream_id = " + p(n)
-		n++
-	default:
-		s += " AND substr(stream_id, 1, " + p(n) + ") = " + p(n+1)
-		n += 2
-	}
+	s, n := q.typesAndStreams("SELECT "+eventColumns+" FROM (SELECT "+eventColumns+" FROM "+q.t.events+" WHERE position > "+p(1), 2, ntypes, f)
 	return s + " ORDER BY position LIMIT " + p(n) + ") b" +
 		" UNION ALL SELECT COALESCE(MAX(position), 0), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM " + q.t.events
 }

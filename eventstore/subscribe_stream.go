@@ -151,26 +151,37 @@ func validFilter(f event.StreamFilter) error {
 // PostgreSQL compares in the database's collation, not byte by byte).
 func (q *queries) readBatchOfSQL(ntypes int, f event.StreamFilter) string {
 	p := q.p
-	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + " AND position <= " + p(2)
+	s, n := q.typesAndStreams("SELECT "+eventColumns+" FROM "+q.t.events+" WHERE position > "+p(1)+" AND position <= "+p(2), 3, ntypes, f)
+	return s + " ORDER BY position LIMIT " + p(n)
+}
+
+// typesAndStreams appends to the condition s the filters of ntypes type
+// names and of f, whose parameters start at n, and returns it with the
+// number of the next parameter. The parameters are the types, then
+// appendFilterArgs's.
+func (q *queries) typesAndStreams(s string, n, ntypes int, f event.StreamFilter) (string, int) {
+	p := q.p
 	if ntypes > 0 {
 		s += " AND type IN ("
 		for i := 0; i < ntypes; i++ {
 			if i > 0 {
 				s += ", "
 			}
-			s += p(i + 3)
+			s += p(n)
+			n++
 		}
 		s += ")"
 	}
-	n := ntypes + 3
-	if f.ID != "" {
+	switch {
+	case f.All():
+	case f.ID != "":
 		s += " AND stream_id = " + p(n)
 		n++
-	} else {
+	default:
 		s += " AND substr(stream_id, 1, " + p(n) + ") = " + p(n+1)
 		n += 2
 	}
-	return s + " ORDER BY position LIMIT " + p(n)
+	return s, n
 }
 
 // appendFilterArgs appends the parameters of f to args, in the order of
