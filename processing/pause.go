@@ -31,10 +31,14 @@ type pauseStore interface {
 // pauseState is a processor's pause flag as this process knows it, and
 // the part of its run that a pause interrupts.
 type pauseState struct {
-	mu      sync.Mutex
-	paused  bool
-	gen     uint64        // counts the changes made in this process
-	changed chan struct{} // closed at each change of paused or handling; nil until needed
+	mu     sync.Mutex
+	paused bool
+	gen    uint64 // counts the changes made in this process
+	// recording counts the Pause calls of this process writing the flag
+	// to the store: until they are done, what the store says is out of
+	// date.
+	recording int
+	changed   chan struct{} // closed at each change of paused or handling; nil until needed
 	// handling: the run is reading and handling events, under a context
 	// that interrupt cancels.
 	handling  bool
@@ -107,10 +111,29 @@ func (p *Processor) setPaused(paused, byProcess bool) {
 // has no saved position yet. It fails with [ErrInvalid] when the store
 // keeps no pause flags.
 func (p *Processor) Pause(ctx context.Context) error {
-	if err := p.recordPaused(ctx, true); err != nil {
+	// Interrupt the batch in flight before recording the flag: on SQLite
+	// the flag's write waits for the write lock, which a projector's
+	// batches hold one after another.
+	s := &p.pause
+	s.mu.Lock()
+	was := s.paused
+	s.recording++
+	s.mu.Unlock()
+	p.setPaused(true, true)
+	err := p.recordPaused(ctx, true)
+	// A read of the flag by watchPause that began before it was recorded
+	// may have found it unset: count a change, so that the read is out
+	// of date.
+	s.mu.Lock()
+	s.recording--
+	s.gen++
+	s.mu.Unlock()
+	if err != nil {
+		if !was {
+			p.setPaused(false, true)
+		}
 		return fmt.Errorf("processing: pause %s: %w", p.name, err)
 	}
-	p.setPaused(true, true)
 	// Wait for the run (or the partitions' runs) to leave the handling of
 	// events.
 	waiting := []*Processor{p}
@@ -190,7 +213,9 @@ func (p *Processor) watchPause(ctx context.Context, log *slog.Logger) (stop func
 			return
 		}
 		p.pause.mu.Lock()
-		stale := p.pause.gen != gen // this process paused or resumed it meanwhile
+		// This process paused or resumed it meanwhile, or is recording a
+		// pause.
+		stale := p.pause.gen != gen || p.pause.recording > 0
 		p.pause.mu.Unlock()
 		if !stale {
 			p.setPaused(paused, false)
