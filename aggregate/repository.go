@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"reflect"
 	"time"
@@ -29,6 +30,19 @@ type SnapshotStore interface {
 	// LoadSnapshot returns the latest snapshot of the stream, and false
 	// when there is none.
 	LoadSnapshot(ctx context.Context, streamID string) (event.Snapshot, bool, error)
+}
+
+// SnapshotStreamReader is implemented by stores that keep snapshots and can
+// read a stream's snapshot together with the events after it, in one query
+// (*eventstore.Store does). A [Repository] whose snapshots are kept by its
+// Store (Options.Snapshots nil) loads through it: one round trip for an
+// aggregate with a recent snapshot instead of two.
+type SnapshotStreamReader interface {
+	// ReadStreamFromSnapshot returns the stream's snapshot of the given
+	// schema version and found true, if it has one, and the stream's events
+	// after it (all of them when found is false). err is a failure to read
+	// the snapshot; events then yields nothing.
+	ReadStreamFromSnapshot(ctx context.Context, streamID string, schemaVersion int) (snap event.Snapshot, found bool, events iter.Seq2[event.Event, error], err error)
 }
 
 // registryOwner is implemented by stores that hand out their event registry
@@ -95,6 +109,9 @@ type Repository[T any] struct {
 	typeName string
 	opts     Options
 	snaps    SnapshotStore
+	// snapRead is the store's one-query snapshot read, when the store
+	// keeps the snapshots and has one.
+	snapRead SnapshotStreamReader
 	tab      *table
 	log      *slog.Logger
 	tracer   trace.Tracer // trace.go
@@ -154,6 +171,7 @@ func NewRepository[T any](store Store, typeName string, opts Options) (*Reposito
 				return nil, fmt.Errorf("aggregate: repository of %v: snapshots are on but the store %T does not implement SnapshotStore; set Options.Snapshots", ptr, store)
 			}
 			r.snaps = s
+			r.snapRead, _ = store.(SnapshotStreamReader)
 		}
 	}
 	r.log = r.log.With("aggregate_type", typeName)
@@ -193,15 +211,18 @@ func (r *Repository[T]) load(ctx context.Context, id string) (*T, error) {
 		return nil, fmt.Errorf("%w: load %v with an empty ID", ErrNoID, r.tab.ptr)
 	}
 	stream := r.StreamID(id)
-	agg, root, err := r.fromSnapshot(ctx, stream, id)
+	agg, root, events, err := r.fromSnapshot(ctx, stream, id)
 	if err != nil {
 		return nil, err
 	}
 	if agg == nil {
 		agg, root = r.fresh(id)
 	}
+	if events == nil {
+		events = r.store.ReadStream(ctx, stream, root.version+1, 0)
+	}
 	self := reflect.ValueOf(agg)
-	for e, err := range r.store.ReadStream(ctx, stream, root.version+1, 0) {
+	for e, err := range events {
 		if err != nil {
 			return nil, streamError("load", stream, err)
 		}
@@ -223,28 +244,42 @@ func (r *Repository[T]) fresh(id string) (*T, *Root) {
 
 // fromSnapshot returns the aggregate restored from the stream's latest
 // usable snapshot, or nil when there is none. A snapshot that does not
-// decode is logged and ignored: the aggregate is then replayed.
-func (r *Repository[T]) fromSnapshot(ctx context.Context, stream, id string) (*T, *Root, error) {
-	if r.snaps == nil {
-		return nil, nil, nil
+// decode is logged and ignored: the aggregate is then replayed. events,
+// when not nil, yields the stream's events after the returned aggregate's
+// version (after none when the aggregate is nil): the store read them with
+// the snapshot.
+func (r *Repository[T]) fromSnapshot(ctx context.Context, stream, id string) (agg *T, root *Root, events iter.Seq2[event.Event, error], err error) {
+	var (
+		snap  event.Snapshot
+		found bool
+	)
+	switch {
+	case r.snaps == nil:
+		return nil, nil, nil, nil
+	case r.snapRead != nil:
+		snap, found, events, err = r.snapRead.ReadStreamFromSnapshot(ctx, stream, r.opts.SnapshotSchemaVersion)
+	default:
+		snap, found, err = r.snaps.LoadSnapshot(ctx, stream)
 	}
-	snap, ok, err := r.snaps.LoadSnapshot(ctx, stream)
 	if err != nil {
-		return nil, nil, fmt.Errorf("aggregate: load snapshot of %q: %w", stream, err)
+		return nil, nil, nil, fmt.Errorf("aggregate: load snapshot of %q: %w", stream, err)
 	}
-	if !ok || snap.SchemaVersion != r.opts.SnapshotSchemaVersion || snap.Version <= 0 {
-		return nil, nil, nil
+	if !found || snap.SchemaVersion != r.opts.SnapshotSchemaVersion || snap.Version <= 0 {
+		if found {
+			events = nil // they follow a snapshot that is not used
+		}
+		return nil, nil, events, nil
 	}
-	agg := new(T)
+	agg = new(T)
 	if err := any(agg).(Snapshotter).UnmarshalSnapshot(snap.Data); err != nil {
 		r.log.WarnContext(ctx, "ignoring undecodable snapshot",
 			"stream_id", stream, "version", snap.Version, "schema_version", snap.SchemaVersion, "error", err)
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	root := any(agg).(rooter).cairnRoot()
+	root = any(agg).(rooter).cairnRoot()
 	bind(agg, root, id, r.tab)
 	root.version, root.committed = snap.Version, snap.Version
-	return agg, root, nil
+	return agg, root, events, nil
 }
 
 // Save appends the aggregate's uncommitted changes to its stream, expecting

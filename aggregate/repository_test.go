@@ -433,6 +433,23 @@ func (s *countingStore) ReadStream(ctx context.Context, stream string, from int6
 	}
 }
 
+func (s *countingStore) ReadStreamFromSnapshot(ctx context.Context, stream string, schema int) (event.Snapshot, bool, iter.Seq2[event.Event, error], error) {
+	snap, found, events, err := s.Store.ReadStreamFromSnapshot(ctx, stream, schema)
+	if err != nil {
+		return snap, found, events, err
+	}
+	return snap, found, func(yield func(event.Event, error) bool) {
+		for e, err := range events {
+			s.mu.Lock()
+			s.read++
+			s.mu.Unlock()
+			if !yield(e, err) {
+				return
+			}
+		}
+	}, nil
+}
+
 func (s *countingStore) reads() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -491,7 +508,66 @@ func TestRepositoryHiddenState(t *testing.T) {
 	})
 }
 
+// TestRepositoryLoadsInOneQuery counts the statements of a Load: one,
+// with or without a snapshot, when the stream fits in a page.
+func TestRepositoryLoadsInOneQuery(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		ctx := t.Context()
+		db, stmts := testdb.NewCounting(t, kind)
+		store, err := eventstore.New(db.Gorm, newRegistry(), eventstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		snapped := newRepo(t, store, aggregate.Options{SnapshotEvery: 4})
+		plain := newRepo(t, store, aggregate.Options{})
+		todo, err := snapped.Load(ctx, "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := aggregate.Apply(todo, TodoAdded{Title: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if err := aggregate.Apply(todo, TodoRenamed{Title: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := snapped.Save(ctx, todo); err != nil { // a snapshot at version 4
+				t.Fatal(err)
+			}
+		}
+		if snap, ok, err := store.LoadSnapshot(ctx, "todo-1"); err != nil || !ok || snap.Version != 4 {
+			t.Fatalf("LoadSnapshot = v%d, %v, %v; want a snapshot at version 4", snap.Version, ok, err)
+		}
+		for _, tt := range []struct {
+			name string
+			repo *aggregate.Repository[Todo]
+			id   string
+		}{
+			{"from_a_snapshot", snapped, "1"},
+			{"without_snapshots", plain, "1"},
+			{"with_snapshots_on_but_none_stored", snapped, "2"},
+		} {
+			q0, e0, b0 := stmts.Count()
+			got, err := tt.repo.Load(ctx, tt.id)
+			if err != nil {
+				t.Fatalf("%s: Load = %v", tt.name, err)
+			}
+			q, e, b := stmts.Count()
+			if q-q0 != 1 || e-e0 != 0 || b-b0 != 0 {
+				t.Errorf("%s: Load made %d queries, %d execs and %d transactions, want 1 query", tt.name, q-q0, e-e0, b-b0)
+			}
+			if tt.id == "1" && (got.Title != "4" || got.Version() != 6) {
+				t.Errorf("%s: Load = title %q version %d, want 4 at 6", tt.name, got.Title, got.Version())
+			}
+		}
+	})
+}
+
 var (
-	_ aggregate.Store         = (*eventstore.Store)(nil)
-	_ aggregate.SnapshotStore = (*eventstore.Store)(nil)
+	_ aggregate.Store                = (*eventstore.Store)(nil)
+	_ aggregate.SnapshotStore        = (*eventstore.Store)(nil)
+	_ aggregate.SnapshotStreamReader = (*eventstore.Store)(nil)
 )

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -80,7 +81,11 @@ type queries struct {
 	// columns are NULL (see readStreamPage).
 	readForwardMarked  string
 	readBackwardMarked string
-	readAll            string
+	// readFromSnapshot is the first page of ReadStreamFromSnapshot: the
+	// stream's snapshot of a schema version as one more row, marked by
+	// snapshotMarker, the page of events after it, and the tombstone row.
+	readFromSnapshot string
+	readAll          string
 	// below, when set, is a condition that every read of the global order
 	// adds ("AND position < …"): the horizon of OrderingXID.
 	below string
@@ -137,6 +142,11 @@ func newQueries(t tables, p func(int) string, deleted, nowMillis string) queries
 		" WHERE stream_id = " + p(1) + " AND deleted = " + deleted
 	q.readForwardMarked = "SELECT " + eventColumns + " FROM (" + q.readForward + ") p" + tombstone
 	q.readBackwardMarked = "SELECT " + eventColumns + " FROM (" + q.readBackward + ") p" + tombstone
+	q.readFromSnapshot = "SELECT " + eventColumns + " FROM (SELECT " + eventColumns + " FROM " + t.events +
+		" WHERE stream_id = " + p(1) + " AND version > COALESCE((SELECT version FROM " + t.snapshots +
+		" WHERE stream_id = " + p(1) + " AND schema_version = " + p(2) + "), 0) ORDER BY version LIMIT " + p(3) + ") p" + tombstone +
+		" UNION ALL SELECT " + strconv.Itoa(snapshotMarker) + ", NULL, NULL, version, NULL, schema_version, data, NULL, NULL, NULL, recorded_at FROM " + t.snapshots +
+		" WHERE stream_id = " + p(1) + " AND schema_version = " + p(2)
 	q.setBelow("")
 	q.streamState = "SELECT (SELECT version FROM " + t.events + " WHERE stream_id = " + p(1) + " ORDER BY version DESC LIMIT 1), " +
 		"EXISTS (SELECT 1 FROM " + t.streams + " WHERE stream_id = " + p(1) + " AND deleted = " + deleted + ")"

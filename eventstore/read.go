@@ -107,7 +107,7 @@ func (s *Store) readStream(ctx context.Context, streamID string, from int64, lim
 		sent := 0
 		for {
 			want, fetch := pageSize(s.opts.PageSize, limit, sent)
-			page, deleted, err := s.readStreamPage(ctx, q, []any{streamID, next, fetch}, backward)
+			page, deleted, err := s.readStreamPage(ctx, q, []any{streamID, next, fetch}, backward, nil)
 			more := len(page) > want
 			if more {
 				page = page[:want]
@@ -469,4 +469,57 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (event.Snapsh
 	}
 	snap.RecordedAt = recorded.t
 	return snap, true, nil
+}
+
+// snapshotMarker is the position column of the snapshot row in
+// readFromSnapshot; real positions start at 1, the tombstone row's is 0.
+const snapshotMarker = -1
+
+// ReadStreamFromSnapshot reads a stream the way an aggregate is loaded: it
+// returns the stream's snapshot if it has one of the given schema version
+// (found is false otherwise), and events, which yields the stream's events
+// after the snapshot's version, or all of them when none was found. The
+// snapshot, the first page of events and the check for a deleted stream
+// are one query, made before ReadStreamFromSnapshot returns: an aggregate
+// with a recent snapshot loads in one round trip. Further pages are read as
+// events is iterated, as [Store.ReadStream] does. A deleted stream has no
+// snapshot; its events yield one error matching [event.ErrStreamDeleted].
+//
+// err is the first query's failure; events then yields nothing.
+func (s *Store) ReadStreamFromSnapshot(ctx context.Context, streamID string, schemaVersion int) (snap event.Snapshot, found bool, events iter.Seq2[event.Event, error], err error) {
+	if err := validStreamID(streamID); err != nil {
+		return event.Snapshot{}, false, nil, fail("read stream from snapshot", streamID, "", err)
+	}
+	want, fetch := pageSize(s.opts.PageSize, 0, 0)
+	page, deleted, err := s.readStreamPage(ctx, s.q.readFromSnapshot, []any{streamID, schemaVersion, fetch}, false, &snap)
+	if err != nil {
+		return event.Snapshot{}, false, nil, fail("read stream from snapshot", streamID, "", err)
+	}
+	found = snap.Version > 0
+	if found {
+		snap.StreamID = streamID
+	}
+	more := len(page) > want
+	if more {
+		page = page[:want]
+	}
+	return snap, found, func(yield func(event.Event, error) bool) {
+		next := snap.Version + 1
+		for _, e := range page {
+			next = e.Version + 1
+			if !yield(e, nil) {
+				return
+			}
+		}
+		switch {
+		case deleted && len(page) == 0:
+			yield(event.Event{}, fail("read stream", streamID, "", event.ErrStreamDeleted))
+		case more:
+			for e, err := range s.ReadStream(ctx, streamID, next, 0) {
+				if !yield(e, err) || err != nil {
+					return
+				}
+			}
+		}
+	}, nil
 }

@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -41,7 +42,7 @@ func (s *Store) readBatchWithHead(ctx context.Context, f event.StreamFilter, aft
 	defer rows.Close()
 	head := int64(-1)
 	for rows.Next() {
-		e, isHead, err := s.scanBatchRow(rows)
+		e, isHead, err := s.scanBatchRow(rows, nil)
 		if err != nil {
 			// The events before the failing one are valid; the caller
 			// sees them with the error, as from the other reads.
@@ -90,9 +91,11 @@ func (q *queries) readBatchWithHeadSQL(ntypes int, f event.StreamFilter) string 
 		" UNION ALL SELECT COALESCE(MAX(position), 0), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM " + q.t.events
 }
 
-// scanBatchRow reads one row of readBatchWithHeadSQL: the head row (isHead,
-// the head in e.Position) or an event, decoded.
-func (s *Store) scanBatchRow(rows *sql.Rows) (e event.Event, isHead bool, err error) {
+// scanBatchRow reads one row of readBatchWithHeadSQL or of a marked stream
+// page: a marker row (marker, its value in e.Position: the head, or the
+// tombstone's 0) or an event, decoded. When snap is not nil, the snapshot
+// row of readFromSnapshot (marked by snapshotMarker) is read into it.
+func (s *Store) scanBatchRow(rows *sql.Rows, snap *event.Snapshot) (e event.Event, marker bool, err error) {
 	var (
 		position    sql.NullInt64
 		id          uuid.NullUUID
@@ -111,6 +114,14 @@ func (s *Store) scanBatchRow(rows *sql.Rows) (e event.Event, isHead bool, err er
 		return event.Event{}, false, err
 	}
 	if !id.Valid {
+		if snap != nil && position.Int64 == snapshotMarker {
+			*snap = event.Snapshot{
+				Version:       version.Int64,
+				SchemaVersion: int(schema.Int64),
+				Data:          bytes.Clone(data),
+				RecordedAt:    recorded.t,
+			}
+		}
 		return event.Event{Position: position.Int64}, true, nil
 	}
 	e = event.Event{
@@ -143,8 +154,9 @@ func (tv *nullTimeValue) Scan(src any) error {
 // readBackwardMarked, and reports whether the stream is deleted (its
 // tombstone row came with the page): one round trip where a read that finds
 // no event used to need a second to tell a deleted stream from an empty
-// read.
-func (s *Store) readStreamPage(ctx context.Context, q string, args []any, backward bool) (page []event.Event, deleted bool, err error) {
+// read. With q readFromSnapshot, the stream's snapshot row is read into
+// snap (left zero when there is none).
+func (s *Store) readStreamPage(ctx context.Context, q string, args []any, backward bool, snap *event.Snapshot) (page []event.Event, deleted bool, err error) {
 	start := s.m.startRead(ctx)
 	defer func() { s.m.readDone(ctx, readOfStream, start, len(page), err) }()
 	rows, err := s.db.QueryContext(ctx, q, args...)
@@ -154,12 +166,12 @@ func (s *Store) readStreamPage(ctx context.Context, q string, args []any, backwa
 	defer rows.Close()
 	page = make([]event.Event, 0, pageCap(args))
 	for rows.Next() {
-		e, tombstone, err := s.scanBatchRow(rows)
+		e, marker, err := s.scanBatchRow(rows, snap)
 		if err != nil {
 			return page, deleted, err
 		}
-		if tombstone {
-			deleted = true
+		if marker {
+			deleted = deleted || e.Position == 0 // else the snapshot row
 			continue
 		}
 		page = append(page, e)

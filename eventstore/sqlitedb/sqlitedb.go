@@ -8,6 +8,9 @@
 package sqlitedb
 
 import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -42,6 +45,11 @@ type Options struct {
 	// GormConfig is passed to gorm.Open; nil means a config with gorm's
 	// SQL logging silenced.
 	GormConfig *gorm.Config
+	// WrapConnector, when set, wraps the connector that the pool opens its
+	// connections with: the place for database/sql instrumentation, such as
+	// statement tracing, or counting statements in a test. It is called
+	// once, by Open.
+	WrapConnector func(driver.Connector) driver.Connector
 }
 
 // Open opens (creating it if needed) the SQLite database at path. The path
@@ -82,7 +90,15 @@ func Open(path string, opts Options) (*gorm.DB, error) {
 	if cfg == nil {
 		cfg = &gorm.Config{Logger: logger.Discard}
 	}
-	db, err := gorm.Open(sqlite.Open(dsn), cfg)
+	dialector := sqlite.Open(dsn)
+	if opts.WrapConnector != nil {
+		pool, err := wrappedPool(dsn, opts.WrapConnector)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+		}
+		dialector = &sqlite.Dialector{Conn: pool}
+	}
+	db, err := gorm.Open(dialector, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
 	}
@@ -113,3 +129,29 @@ func escapePath(p string) string {
 	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 	return r.Replace(p)
 }
+
+// wrappedPool opens a pool of connections to dsn through the SQLite driver
+// gorm registers, with its connector wrapped by wrap.
+func wrappedPool(dsn string, wrap func(driver.Connector) driver.Connector) (*sql.DB, error) {
+	probe, err := sql.Open(sqlite.DriverName, dsn) // opens no connection
+	if err != nil {
+		return nil, err
+	}
+	drv := probe.Driver()
+	probe.Close()
+	c := wrap(dsnConnector{drv: drv, dsn: dsn})
+	if c == nil {
+		return nil, errors.New("WrapConnector returned nil")
+	}
+	return sql.OpenDB(c), nil
+}
+
+// dsnConnector is a driver.Connector for a driver that has no connector of
+// its own: each connection is the driver's Open of the DSN.
+type dsnConnector struct {
+	drv driver.Driver
+	dsn string
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.drv }

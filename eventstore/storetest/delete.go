@@ -277,3 +277,92 @@ func testSnapshots(t *testing.T, s *suite) {
 		}
 	})
 }
+
+// testReadFromSnapshot checks ReadStreamFromSnapshot: the snapshot of the
+// asked schema version with the events after it, all events when there is
+// none, every page of a long remainder, and a deleted stream.
+func testReadFromSnapshot(t *testing.T, s *suite) {
+	db := s.database(t)
+	st := db.migrated(t)
+	paged := db.store(t, pageSize(2))
+	ctx := t.Context()
+	var evs []event.Event
+	for i := range 7 {
+		evs = append(evs, testkit.MustAppend(t, st, "snap", event.Exact(int64(i)), []any{testkit.Deposited{Amount: i + 1}})...)
+	}
+	testkit.MustAppend(t, st, "other", event.NoStream, []any{testkit.Noted{Text: "o"}})
+
+	read := func(t *testing.T, st *eventstore.Store, stream string, schema int, wantFound bool, wantVersion int64, want []event.Event) {
+		t.Helper()
+		snap, found, events, err := st.ReadStreamFromSnapshot(ctx, stream, schema)
+		if err != nil {
+			t.Fatalf("ReadStreamFromSnapshot(%q, %d) = %v, want nil", stream, schema, err)
+		}
+		if found != wantFound || snap.Version != wantVersion || (found && (snap.StreamID != stream || snap.SchemaVersion != schema)) {
+			t.Errorf("ReadStreamFromSnapshot(%q, %d) = snapshot {%q v%d schema %d}, found %v; want v%d, found %v",
+				stream, schema, snap.StreamID, snap.Version, snap.SchemaVersion, found, wantVersion, wantFound)
+		}
+		got := testkit.MustCollect(t, "ReadStreamFromSnapshot", events)
+		testkit.CheckEvents(t, fmt.Sprintf("events after ReadStreamFromSnapshot(%q, %d)", stream, schema), got, want)
+	}
+	stores := map[string]*eventstore.Store{"default_pages": st, "pages_of_2": paged}
+	for name, st := range stores {
+		t.Run("no_snapshot_reads_every_event/"+name, func(t *testing.T) {
+			read(t, st, "snap", 1, false, 0, evs)
+			read(t, st, "missing", 1, false, 0, nil)
+		})
+	}
+	if err := st.SaveSnapshot(ctx, event.Snapshot{StreamID: "snap", Version: 2, SchemaVersion: 3, Data: []byte("at 2")}); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range stores {
+		t.Run("with_a_snapshot/"+name, func(t *testing.T) {
+			t.Run("the_snapshot_and_every_event_after_it", func(t *testing.T) {
+				read(t, st, "snap", 3, true, 2, evs[2:])
+				snap, _, _, _ := st.ReadStreamFromSnapshot(ctx, "snap", 3)
+				if string(snap.Data) != "at 2" || snap.RecordedAt.IsZero() {
+					t.Errorf("the snapshot's data %q recorded at %v, want %q and a time", snap.Data, snap.RecordedAt, "at 2")
+				}
+			})
+			t.Run("another_schema_version_is_no_snapshot", func(t *testing.T) {
+				read(t, st, "snap", 1, false, 0, evs)
+			})
+			t.Run("an_iteration_stopped_early_reads_no_more", func(t *testing.T) {
+				_, _, events, err := st.ReadStreamFromSnapshot(ctx, "snap", 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for e, err := range events {
+					if err != nil || e.Version != 3 {
+						t.Errorf("first event = v%d, %v; want v3", e.Version, err)
+					}
+					break
+				}
+			})
+		})
+	}
+	if err := st.SaveSnapshot(ctx, event.Snapshot{StreamID: "snap", Version: 7, SchemaVersion: 3, Data: []byte("at 7")}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a_snapshot_at_the_last_version_has_nothing_after_it", func(t *testing.T) {
+		read(t, paged, "snap", 3, true, 7, nil)
+	})
+	t.Run("a_deleted_stream", func(t *testing.T) {
+		if err := st.DeleteStream(ctx, "snap", event.Any); err != nil {
+			t.Fatal(err)
+		}
+		snap, found, events, err := st.ReadStreamFromSnapshot(ctx, "snap", 3)
+		if err != nil || found || snap.Version != 0 {
+			t.Fatalf("ReadStreamFromSnapshot(deleted) = v%d, found %v, %v; want no snapshot and nil", snap.Version, found, err)
+		}
+		got, err := testkit.Collect(events)
+		if len(got) != 0 || !errors.Is(err, event.ErrStreamDeleted) {
+			t.Errorf("events of a deleted stream = %s, %v; want none and ErrStreamDeleted", testkit.Places(got), err)
+		}
+	})
+	t.Run("an_invalid_stream_ID", func(t *testing.T) {
+		if _, _, _, err := st.ReadStreamFromSnapshot(ctx, "", 1); !errors.Is(err, eventstore.ErrInvalidArgument) {
+			t.Errorf("ReadStreamFromSnapshot(\"\") = %v, want ErrInvalidArgument", err)
+		}
+	})
+}

@@ -117,6 +117,7 @@ func parts() []part {
 		{"batches", testBatches},
 		{"deletion", testDeletion},
 		{"snapshots", testSnapshots},
+		{"reads_from_a_snapshot", testReadFromSnapshot},
 		{"migration", testMigration},
 		{"decoding", testDecoding},
 	}
