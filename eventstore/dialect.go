@@ -208,34 +208,10 @@ func (q *queries) setBelow(below string) {
 	q.readAll = "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + q.p(1) + below + " ORDER BY position LIMIT " + q.p(2)
 }
 
-// readAllTypedSQL returns the query for ReadAll filtered to ntypes type
-// names: parameters are after, the types, then the limit.
-func (q *queries) readAllTypedSQL(ntypes int) string {
-	p := q.p
-	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + q.below + " AND type IN ("
-	for i := 0; i < ntypes; i++ {
-		if i > 0 {
-			s += ", "
-		}
-		s += p(i + 2)
-	}
-	return s + ") ORDER BY position LIMIT " + p(ntypes+2)
-}
-
-// readBatchSQL returns the query of ReadBatch with ntypes type names:
-// parameters are after, head, the types, then the limit.
-func (q *queries) readBatchSQL(ntypes int) string {
-	p := q.p
-	s := "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + p(1) + " AND position <= " + p(2)
-	if ntypes > 0 {
-		s += " AND type IN ("
-		for i := 0; i < ntypes; i++ {
-			if i > 0 {
-				s += ", "
-			}
-			s += p(i + 3)
-		}
-		s += ")"
-	}
-	return s + " ORDER BY position LIMIT " + p(ntypes+3)
+// readAllTypedSQL returns the query for ReadAll filtered to the types tf:
+// parameters are after, the types' (tf.appendArgs), then the limit.
+func (q *queries) readAllTypedSQL(tf typeFilter) string {
+	cond, n := tf.condition(q.p, 2)
+	return "SELECT " + eventColumns + " FROM " + q.t.events + " WHERE position > " + q.p(1) + q.below + cond +
+		" ORDER BY position LIMIT " + q.p(n)
 }

@@ -41,3 +41,11 @@ func (s *Store) SubscribeIgnoringHorizon(ctx context.Context, after int64) iter.
 		}
 	}
 }
+
+// TypedBatchSQL returns the statement ReadBatch sends for the given types
+// under OrderingLock, and its parameters (test-only).
+func (s *Store) TypedBatchSQL(after int64, limit int, types ...string) (string, []any) {
+	tf := typesOf(types)
+	args := tf.appendArgs([]any{after})
+	return s.q.readBatchWithHeadSQL(tf, event.StreamFilter{}), append(args, limit)
+}

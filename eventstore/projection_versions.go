@@ -518,13 +518,10 @@ func (s *Store) readBatchUpTo(ctx context.Context, c txConn, after, head int64, 
 	if head <= after {
 		return b, nil
 	}
-	args := make([]any, 0, len(types)+3)
-	args = append(args, after, head)
-	for _, t := range types {
-		args = append(args, t)
-	}
+	tf := typesOf(types)
+	args := tf.appendArgs(append(make([]any, 0, len(types)+3), after, head))
 	args = append(args, limit)
-	rows, err := c.QueryContext(ctx, s.q.readBatchSQL(len(types)), args...)
+	rows, err := c.QueryContext(ctx, s.q.readBatchOfSQL(tf, event.StreamFilter{}), args...)
 	if err != nil {
 		return b, fail(op, "", "", err)
 	}

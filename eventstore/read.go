@@ -204,17 +204,14 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int, types []str
 		}
 	}
 	query := s.q.readAll
-	if len(types) > 0 {
-		query = s.q.readAllTypedSQL(len(types))
+	tf := typesOf(types)
+	if tf.filtered() {
+		query = s.q.readAllTypedSQL(tf)
 	}
 	sent := 0
 	for {
 		want, fetch := pageSize(s.opts.PageSize, limit, sent)
-		args := make([]any, 0, len(types)+2)
-		args = append(args, last)
-		for _, t := range types {
-			args = append(args, t)
-		}
+		args := tf.appendArgs(append(make([]any, 0, len(types)+2), last))
 		args = append(args, fetch)
 		page, err := s.readPage(ctx, readOfAll, query, args)
 		more := len(page) > want

@@ -25,17 +25,14 @@ import (
 func (s *Store) readBatchWithHead(ctx context.Context, f event.StreamFilter, after int64, limit int, types []string) (b event.Batch, err error) {
 	start := s.m.startRead(ctx)
 	defer func() { s.m.readDone(ctx, readOfBatch, start, len(b.Events), err) }()
-	args := make([]any, 0, len(types)+4)
-	args = append(args, after)
-	for _, t := range types {
-		args = append(args, t)
-	}
+	tf := typesOf(types)
+	args := tf.appendArgs(append(make([]any, 0, len(types)+4), after))
 	if !f.All() {
 		args = appendFilterArgs(args, f)
 	}
 	args = append(args, limit)
 	b = event.Batch{Through: after}
-	rows, err := s.db.QueryContext(ctx, s.q.readBatchWithHeadSQL(len(types), f), args...)
+	rows, err := s.db.QueryContext(ctx, s.q.readBatchWithHeadSQL(tf, f), args...)
 	if err != nil {
 		return b, fail("read batch after "+strconv.FormatInt(after, 10), "", "", err)
 	}
@@ -83,10 +80,11 @@ func (s *Store) readBatchWithHead(ctx context.Context, f event.StreamFilter, aft
 func byPosition(a, b event.Event) int { return cmp.Compare(a.Position, b.Position) }
 
 // readBatchWithHeadSQL is the statement of readBatchWithHead: parameters
-// are after, the ntypes types, f's (appendFilterArgs), then the limit.
-func (q *queries) readBatchWithHeadSQL(ntypes int, f event.StreamFilter) string {
+// are after, the types' (tf.appendArgs), f's (appendFilterArgs), then the
+// limit.
+func (q *queries) readBatchWithHeadSQL(tf typeFilter, f event.StreamFilter) string {
 	p := q.p
-	s, n := q.typesAndStreams("SELECT "+eventColumns+" FROM (SELECT "+eventColumns+" FROM "+q.t.events+" WHERE position > "+p(1), 2, ntypes, f)
+	s, n := q.typesAndStreams("SELECT "+eventColumns+" FROM (SELECT "+eventColumns+" FROM "+q.t.events+" WHERE position > "+p(1), 2, tf, f)
 	return s + " ORDER BY position LIMIT " + p(n) + ") b" +
 		" UNION ALL SELECT COALESCE(MAX(position), 0), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM " + q.t.events
 }

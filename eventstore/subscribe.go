@@ -171,15 +171,12 @@ func (s *Store) readBatch(ctx context.Context, f event.StreamFilter, after int64
 	if head <= after {
 		return b, nil
 	}
-	args := make([]any, 0, len(types)+3)
-	args = append(args, after, head)
-	for _, t := range types {
-		args = append(args, t)
-	}
-	query := s.q.readBatchSQL(len(types))
+	tf := typesOf(types)
+	args := tf.appendArgs(append(make([]any, 0, len(types)+4), after, head))
 	if !f.All() {
-		query, args = s.q.readBatchOfSQL(len(types), f), appendFilterArgs(args, f)
+		args = appendFilterArgs(args, f)
 	}
+	query := s.q.readBatchOfSQL(tf, f)
 	args = append(args, limit)
 	page, err := s.readPage(ctx, readOfBatch, query, args)
 	if len(page) > 0 {

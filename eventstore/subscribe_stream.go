@@ -141,37 +141,29 @@ func validFilter(f event.StreamFilter) error {
 	return nil
 }
 
-// readBatchOfSQL returns the query of ReadBatchOf with ntypes type names
-// and the filter f, which selects some streams: parameters are after,
-// head, the types, the filter's (see appendFilterArgs), then the limit.
+// readBatchOfSQL returns the query of ReadBatchOf with the types tf and
+// the filter f: parameters are after, head, the types' (tf.appendArgs),
+// the filter's (see appendFilterArgs), then the limit. With f selecting
+// every stream, it is ReadBatch's.
 //
 // A prefix is matched with substr, which both databases count in
 // characters, rather than LIKE (whose wildcards would need escaping, and
 // which SQLite matches without regard to case) or a range (which
 // PostgreSQL compares in the database's collation, not byte by byte).
-func (q *queries) readBatchOfSQL(ntypes int, f event.StreamFilter) string {
+func (q *queries) readBatchOfSQL(tf typeFilter, f event.StreamFilter) string {
 	p := q.p
-	s, n := q.typesAndStreams("SELECT "+eventColumns+" FROM "+q.t.events+" WHERE position > "+p(1)+" AND position <= "+p(2), 3, ntypes, f)
+	s, n := q.typesAndStreams("SELECT "+eventColumns+" FROM "+q.t.events+" WHERE position > "+p(1)+" AND position <= "+p(2), 3, tf, f)
 	return s + " ORDER BY position LIMIT " + p(n)
 }
 
-// typesAndStreams appends to the condition s the filters of ntypes type
-// names and of f, whose parameters start at n, and returns it with the
-// number of the next parameter. The parameters are the types, then
+// typesAndStreams appends to the condition s the filters of the types tf
+// and of f, whose parameters start at n, and returns it with the number of
+// the next parameter. The parameters are tf.appendArgs's, then
 // appendFilterArgs's.
-func (q *queries) typesAndStreams(s string, n, ntypes int, f event.StreamFilter) (string, int) {
+func (q *queries) typesAndStreams(s string, n int, tf typeFilter, f event.StreamFilter) (string, int) {
 	p := q.p
-	if ntypes > 0 {
-		s += " AND type IN ("
-		for i := 0; i < ntypes; i++ {
-			if i > 0 {
-				s += ", "
-			}
-			s += p(n)
-			n++
-		}
-		s += ")"
-	}
+	cond, n := tf.condition(p, n)
+	s += cond
 	switch {
 	case f.All():
 	case f.ID != "":

@@ -226,6 +226,26 @@ func (st *scaleStore) fillTo(ctx context.Context, n int, log io.Writer) error {
 	return nil
 }
 
+// settle brings the database to rest after a fill, before the
+// measurements: on PostgreSQL a VACUUM ANALYZE of the events table (which
+// autovacuum would otherwise start after the bulk load, in the middle of
+// the measurements) and a CHECKPOINT (the fill's dirty pages written now,
+// not under the measured appends); on SQLite a checkpoint that empties the
+// WAL. The figures are then the cost at the store's size, not the
+// aftermath of loading it.
+func (st *scaleStore) settle(ctx context.Context) error {
+	stmts := []string{"PRAGMA wal_checkpoint(TRUNCATE)"}
+	if st.db.kind == kindPostgres {
+		stmts = []string{"VACUUM ANALYZE cairn_events", "CHECKPOINT"}
+	}
+	for _, q := range stmts {
+		if _, err := st.db.sql.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("settle: %s: %w", q, err)
+		}
+	}
+	return nil
+}
+
 // scaleRow is what one size measured on one target.
 type scaleRow struct {
 	events          int
@@ -500,6 +520,9 @@ func scaleTarget(ctx context.Context, t target, sizes []int, work scaleWork, log
 	for _, n := range sizes {
 		if err := st.fillTo(ctx, n, log); err != nil {
 			return res, err
+		}
+		if err := st.settle(ctx); err != nil {
+			return res, fmt.Errorf("at %d events: %w", n, err)
 		}
 		row, err := st.measure(ctx, rng)
 		if err != nil {
