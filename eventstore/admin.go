@@ -174,24 +174,14 @@ func (s *Store) SubscribeRaw(ctx context.Context, after int64, f RawFilter) iter
 			fail(err)
 			return
 		}
-		var pgWake func() <-chan struct{}
-		if s.pg != nil {
-			release := s.pg.acquire()
-			defer release()
-			pgWake = s.pg.sig.wait
-		}
-		ticker := time.NewTicker(s.opts.PollInterval)
-		defer ticker.Stop()
+		wake := s.newWaker()
+		defer wake.stop()
 		retry := reconnect{log: s.opts.Logger}
 		last := after
 		for {
 			// Take the wake-up channels before reading, so a commit that
 			// lands during the read is not missed.
-			local := s.wake.wait()
-			var remote <-chan struct{}
-			if pgWake != nil {
-				remote = pgWake()
-			}
+			wake.arm()
 			for {
 				page, through, err := s.readRawBatch(ctx, last, f)
 				if err != nil {
@@ -215,13 +205,9 @@ func (s *Store) SubscribeRaw(ctx context.Context, after int64, f RawFilter) iter
 					break
 				}
 			}
-			select {
-			case <-ctx.Done():
-				yield(RawEvent{}, ctx.Err())
+			if err := wake.wait(ctx); err != nil {
+				yield(RawEvent{}, err)
 				return
-			case <-local:
-			case <-remote:
-			case <-ticker.C:
 			}
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgtype"
 	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
@@ -365,24 +364,8 @@ func (d *postgresDialect) findIDsTx(ctx context.Context, ex txConn, ids []uuid.U
 
 func (d *postgresDialect) insertTx(ctx context.Context, ex txConn, plan writePlan) error {
 	n := len(plan.rows)
-	ids := make([]pgtype.UUID, n)
-	streams := make([]string, n)
-	versions := make([]int64, n)
-	types := make([]string, n)
-	schemas := make([]int32, n)
-	datas := make([][]byte, n)
-	metas := make([][]byte, n)
-	causes := make([]string, n)
-	corrs := make([]string, n)
-	byID := make(map[uuid.UUID]*pendingEvent, n)
-	for i, row := range plan.rows {
-		ev := row.ev
-		ids[i], streams[i], versions[i] = pgUUID(ev.id), row.req.stream, ev.version
-		types[i], schemas[i], datas[i] = ev.typ, int32(ev.schema), ev.data
-		metas[i], causes[i], corrs[i] = row.req.metaJSON, row.req.causation, row.req.correlation
-		byID[ev.id] = ev
-	}
-	rows, err := ex.QueryContext(ctx, d.insertPlanned, ids, streams, versions, types, schemas, datas, metas, causes, corrs, plan.now)
+	args, byID := insertPlannedArgs(plan)
+	rows, err := ex.QueryContext(ctx, d.insertPlanned, args...)
 	if err != nil {
 		return err
 	}

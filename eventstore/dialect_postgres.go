@@ -322,23 +322,7 @@ func (d *postgresDialect) write(ctx context.Context, in writeInput, decide func(
 		}
 
 		n := len(plan.rows)
-		ids := make([]pgtype.UUID, n)
-		streams := make([]string, n)
-		versions := make([]int64, n)
-		types := make([]string, n)
-		schemas := make([]int32, n)
-		datas := make([][]byte, n)
-		metas := make([][]byte, n)
-		causes := make([]string, n)
-		corrs := make([]string, n)
-		byID := make(map[uuid.UUID]*pendingEvent, n)
-		for i, row := range plan.rows {
-			ev := row.ev
-			ids[i], streams[i], versions[i] = pgUUID(ev.id), row.req.stream, ev.version
-			types[i], schemas[i], datas[i] = ev.typ, int32(ev.schema), ev.data
-			metas[i], causes[i], corrs[i] = row.req.metaJSON, row.req.causation, row.req.correlation
-			byID[ev.id] = ev
-		}
+		args, byID := insertPlannedArgs(plan)
 		written := make([]string, 0, len(plan.versions))
 		for name := range plan.versions {
 			written = append(written, name)
@@ -350,7 +334,7 @@ func (d *postgresDialect) write(ctx context.Context, in writeInput, decide func(
 		// happen any more before the commit.
 		b.Queue(`SELECT 1 / (CASE WHEN EXISTS (SELECT 1 FROM `+t.streams+
 			` WHERE deleted AND stream_id = ANY($1)) THEN 0 ELSE 1 END)`, written)
-		b.Queue(d.insertPlanned, ids, streams, versions, types, schemas, datas, metas, causes, corrs, plan.now)
+		b.Queue(d.insertPlanned, args...)
 		d.queueCommit(b, keys.channel)
 		err = func() error {
 			br := c.SendBatch(ctx, b)
@@ -676,6 +660,31 @@ func insertDirectSQL(t tables, o Ordering) string {
 		SELECT position, event_id, version, NULL::int, NULL::boolean FROM ins
 		UNION ALL
 		SELECT NULL, NULL, v, req, gone FROM cur WHERE NOT accept`
+}
+
+// insertPlannedArgs returns the parameters of insertPlannedSQL for plan's
+// rows (a column's values as one array each, then the time), and the rows'
+// events by ID, to give each the position the INSERT returns for it.
+func insertPlannedArgs(plan writePlan) (args []any, byID map[uuid.UUID]*pendingEvent) {
+	n := len(plan.rows)
+	ids := make([]pgtype.UUID, n)
+	streams := make([]string, n)
+	versions := make([]int64, n)
+	types := make([]string, n)
+	schemas := make([]int32, n)
+	datas := make([][]byte, n)
+	metas := make([][]byte, n)
+	causes := make([]string, n)
+	corrs := make([]string, n)
+	byID = make(map[uuid.UUID]*pendingEvent, n)
+	for i, row := range plan.rows {
+		ev := row.ev
+		ids[i], streams[i], versions[i] = pgUUID(ev.id), row.req.stream, ev.version
+		types[i], schemas[i], datas[i] = ev.typ, int32(ev.schema), ev.data
+		metas[i], causes[i], corrs[i] = row.req.metaJSON, row.req.causation, row.req.correlation
+		byID[ev.id] = ev
+	}
+	return []any{ids, streams, versions, types, schemas, datas, metas, causes, corrs, plan.now}, byID
 }
 
 // insertPlannedSQL is the INSERT of write. Parameters: the events' IDs,

@@ -37,16 +37,26 @@ func (s *Store) readBatchWithHead(ctx context.Context, f event.StreamFilter, aft
 		return b, fail("read batch after "+strconv.FormatInt(after, 10), "", "", err)
 	}
 	defer rows.Close()
+	// partial ends a read that failed after some rows. The events before
+	// the failure are a prefix of the page, valid: the caller sees them
+	// with the error, as from the other reads, and Through is the last of
+	// them, never past it (a subscription resumes after Through). Rows
+	// that did not come in position order are no prefix: they are dropped
+	// and the read starts again from after.
+	partial := func(err error) (event.Batch, error) {
+		if !slices.IsSortedFunc(b.Events, byPosition) {
+			b.Events = nil
+		}
+		if n := len(b.Events); n > 0 {
+			b.Through = b.Events[n-1].Position
+		}
+		return b, fail("read batch after "+strconv.FormatInt(b.Through, 10), "", "", err)
+	}
 	head := int64(-1)
 	for rows.Next() {
 		e, isHead, err := s.scanBatchRow(rows, nil)
 		if err != nil {
-			// The events before the failing one are valid; the caller
-			// sees them with the error, as from the other reads.
-			if n := len(b.Events); n > 0 {
-				b.Through = b.Events[n-1].Position
-			}
-			return b, fail("read batch after "+strconv.FormatInt(b.Through, 10), "", "", err)
+			return partial(err)
 		}
 		if isHead {
 			head = e.Position
@@ -58,7 +68,7 @@ func (s *Store) readBatchWithHead(ctx context.Context, f event.StreamFilter, aft
 		b.Events = append(b.Events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return b, fail("read batch after "+strconv.FormatInt(b.Through, 10), "", "", err)
+		return partial(err)
 	}
 	if head < 0 {
 		return b, fail("read batch after "+strconv.FormatInt(after, 10), "", "", errors.New("the statement returned no head row"))

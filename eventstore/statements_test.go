@@ -1,7 +1,10 @@
 package eventstore_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cairnhq/cairn/event"
 	"github.com/cairnhq/cairn/eventstore"
@@ -63,6 +66,51 @@ func TestReadsInOneQuery(t *testing.T) {
 			if q-q0 != 1 || e-e0 != 0 || b-b0 != 0 {
 				t.Errorf("%s: %d queries, %d execs, %d transactions; want 1 query", tt.name, q-q0, e-e0, b-b0)
 			}
+		}
+	})
+}
+
+// A connection lost in the middle of a batch's rows (pg_terminate_backend,
+// a restart, a network cut) leaves a prefix of the batch read: the
+// subscription delivers it and resumes after its last event, never again
+// from before it (which delivered events twice) nor past it.
+func TestSubscriptionResumesAfterAPartialBatch(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, kind testdb.Kind) {
+		t.Parallel()
+		db, stmts := testdb.NewCounting(t, kind)
+		s := testkit.MigratedStore(t, db.Gorm, testkit.NewRegistry(), eventstore.Options{})
+		var want []event.Event
+		for i := range 4 {
+			want = append(want, testkit.MustAppend(t, s, fmt.Sprintf("s-%d", i), event.NoStream,
+				[]any{testkit.Deposited{Amount: 1}, testkit.Deposited{Amount: 2}, testkit.Noted{Text: "n"}, testkit.Deposited{Amount: 3}, testkit.Withdrawn{Amount: 1}})...)
+		}
+		for _, tt := range []struct {
+			name  string
+			types []string
+		}{{"every_type", nil}, {"some_types", []string{testkit.TypeDeposited, testkit.TypeNoted}}} {
+			t.Run(tt.name, func(t *testing.T) {
+				var wantHere []event.Event
+				for _, e := range want {
+					if tt.types == nil || e.Type != testkit.TypeWithdrawn {
+						wantHere = append(wantHere, e)
+					}
+				}
+				// The first batch's rows break after 7 events.
+				stmts.BreakRows("UNION ALL SELECT COALESCE(MAX(position), 0)", 7)
+				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+				defer cancel()
+				var got []event.Event
+				for b, err := range s.SubscribeBatches(ctx, 0, 100, tt.types...) {
+					if err != nil {
+						t.Fatalf("SubscribeBatches after %d events: %v", len(got), err)
+					}
+					got = append(got, b.Events...)
+					if len(got) >= len(wantHere) {
+						break
+					}
+				}
+				testkit.PositionsEqual(t, "SubscribeBatches", got, wantHere)
+			})
 		}
 	})
 }

@@ -76,24 +76,14 @@ func (s *Store) subscribeBatches(ctx context.Context, f event.StreamFilter, afte
 			fail(invalid("batch limit %d, want 1 or more", limit))
 			return
 		}
-		var pgWake func() <-chan struct{}
-		if s.pg != nil {
-			release := s.pg.acquire()
-			defer release()
-			pgWake = s.pg.sig.wait
-		}
-		ticker := time.NewTicker(s.opts.PollInterval)
-		defer ticker.Stop()
+		wake := s.newWaker()
+		defer wake.stop()
 		retry := reconnect{log: s.opts.Logger}
 		last := after
 		for {
 			// Take the wake-up channels before reading, so a commit that
 			// lands during the read is not missed.
-			local := s.wake.wait()
-			var remote <-chan struct{}
-			if pgWake != nil {
-				remote = pgWake()
-			}
+			wake.arm()
 			for {
 				b, err := s.readBatch(ctx, f, last, limit, types)
 				if err != nil {
@@ -122,13 +112,9 @@ func (s *Store) subscribeBatches(ctx context.Context, f event.StreamFilter, afte
 					break
 				}
 			}
-			select {
-			case <-ctx.Done():
-				yield(event.Batch{}, ctx.Err())
+			if err := wake.wait(ctx); err != nil {
+				yield(event.Batch{}, err)
 				return
-			case <-local:
-			case <-remote:
-			case <-ticker.C:
 			}
 		}
 	}
@@ -367,4 +353,55 @@ func (l *pgListener) listen(ctx context.Context) error {
 		return errors.Join(err, driver.ErrBadConn)
 	})
 	return err
+}
+
+// waker is what a subscription waits on between reads: a commit in this
+// process, a notification from another (PostgreSQL, while the store
+// listens), or the poll interval.
+type waker struct {
+	s             *Store
+	pgWake        func() <-chan struct{}
+	release       func()
+	ticker        *time.Ticker
+	local, remote <-chan struct{}
+}
+
+// newWaker returns a waker for a subscription, which calls stop when it
+// ends.
+func (s *Store) newWaker() *waker {
+	w := &waker{s: s, ticker: time.NewTicker(s.opts.PollInterval)}
+	if s.pg != nil {
+		w.release = s.pg.acquire()
+		w.pgWake = s.pg.sig.wait
+	}
+	return w
+}
+
+// arm takes the wake-up channels. Call it before each read, so that a
+// commit (or a deletion) that lands during the read is not missed.
+func (w *waker) arm() {
+	w.local, w.remote = w.s.wake.wait(), nil
+	if w.pgWake != nil {
+		w.remote = w.pgWake()
+	}
+}
+
+// wait returns after a wake-up since the last arm or a tick of the poll
+// interval, or with ctx's error when ctx ends first.
+func (w *waker) wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.local:
+	case <-w.remote:
+	case <-w.ticker.C:
+	}
+	return nil
+}
+
+func (w *waker) stop() {
+	w.ticker.Stop()
+	if w.release != nil {
+		w.release()
+	}
 }

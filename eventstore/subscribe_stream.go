@@ -4,7 +4,6 @@ import (
 	"context"
 	"iter"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/cairnhq/cairn/event"
@@ -48,23 +47,13 @@ func (s *Store) SubscribeStream(ctx context.Context, streamID string, after int6
 			fail(invalid("negative version %d", after))
 			return
 		}
-		var pgWake func() <-chan struct{}
-		if s.pg != nil {
-			release := s.pg.acquire()
-			defer release()
-			pgWake = s.pg.sig.wait
-		}
-		ticker := time.NewTicker(s.opts.PollInterval)
-		defer ticker.Stop()
+		wake := s.newWaker()
+		defer wake.stop()
 		retry := reconnect{log: s.opts.Logger}
 		for {
 			// Take the wake-up channels before reading, so that a commit
 			// or a deletion during the read is not missed.
-			local := s.wake.wait()
-			var remote <-chan struct{}
-			if pgWake != nil {
-				remote = pgWake()
-			}
+			wake.arm()
 			for {
 				page, err := s.readPage(ctx, readOfStream, s.q.readForward, []any{streamID, last + 1, s.opts.PageSize})
 				for _, e := range page {
@@ -91,13 +80,9 @@ func (s *Store) SubscribeStream(ctx context.Context, streamID string, after int6
 					break
 				}
 			}
-			select {
-			case <-ctx.Done():
-				yield(event.Event{}, ctx.Err())
+			if err := wake.wait(ctx); err != nil {
+				yield(event.Event{}, err)
 				return
-			case <-local:
-			case <-remote:
-			case <-ticker.C:
 			}
 		}
 	}

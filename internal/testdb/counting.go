@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"io"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -26,6 +29,46 @@ type Statements struct {
 	queries atomic.Int64
 	execs   atomic.Int64
 	begins  atomic.Int64
+
+	mu    sync.Mutex
+	brk   string // BreakRows's match; "" when not armed
+	brkAt int
+}
+
+// BreakRows makes the next query whose text contains match fail while its
+// rows are read: after its first n rows, the next one is an error,
+// io.ErrUnexpectedEOF, as a connection lost in the middle of a result
+// gives.
+func (s *Statements) BreakRows(match string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.brk, s.brkAt = match, n
+}
+
+// broken returns rows, made to break if the query is the one BreakRows
+// armed for.
+func (s *Statements) broken(query string, rows driver.Rows) driver.Rows {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.brk == "" || !strings.Contains(query, s.brk) {
+		return rows
+	}
+	s.brk = ""
+	return &breakingRows{Rows: rows, left: s.brkAt}
+}
+
+// breakingRows yields left rows, then io.ErrUnexpectedEOF.
+type breakingRows struct {
+	driver.Rows
+	left int
+}
+
+func (r *breakingRows) Next(dest []driver.Value) error {
+	if r.left == 0 {
+		return io.ErrUnexpectedEOF
+	}
+	r.left--
+	return r.Rows.Next(dest)
 }
 
 // Count returns the queries, execs and transactions begun so far.
@@ -103,7 +146,11 @@ func (c *countingConn) QueryContext(ctx context.Context, query string, args []dr
 		return nil, driver.ErrSkip // database/sql prepares instead
 	}
 	c.st.queries.Add(1)
-	return q.QueryContext(ctx, query, args)
+	rows, err := q.QueryContext(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	return c.st.broken(query, rows), nil
 }
 
 func (c *countingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
@@ -128,7 +175,7 @@ func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver
 	if err != nil {
 		return nil, err
 	}
-	return &countingStmt{Stmt: s, st: c.st}, nil
+	return &countingStmt{Stmt: s, st: c.st, query: query}, nil
 }
 
 func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
@@ -178,13 +225,18 @@ func (c *countingConn) Conn() *pgx.Conn {
 
 type countingStmt struct {
 	driver.Stmt
-	st *Statements
+	st    *Statements
+	query string
 }
 
 func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
 	s.st.queries.Add(1)
 	if q, ok := s.Stmt.(driver.StmtQueryContext); ok {
-		return q.QueryContext(ctx, args)
+		rows, err := q.QueryContext(ctx, args)
+		if err != nil {
+			return nil, err
+		}
+		return s.st.broken(s.query, rows), nil
 	}
 	return nil, errNotCounted
 }
