@@ -92,7 +92,10 @@
 // with [Options.SnapshotEvery] set stores that state, tagged with
 // [Options.SnapshotSchemaVersion], as the version passes each multiple of
 // SnapshotEvery. A load then starts from the latest snapshot of the current
-// schema version and replays only the events after it. NewRepository
+// schema version and replays only the events after it; with a store that
+// keeps its own snapshots and implements [SnapshotStreamReader]
+// (*eventstore.Store does), the snapshot and the events after it come in
+// one query. NewRepository
 // refuses snapshots for a type that is not a Snapshotter
 // ([ErrNotSnapshotter]): the repository never copies an aggregate's fields
 // on its own, so no state is silently left out of a snapshot.

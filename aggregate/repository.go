@@ -36,7 +36,10 @@ type SnapshotStore interface {
 // read a stream's snapshot together with the events after it, in one query
 // (*eventstore.Store does). A [Repository] whose snapshots are kept by its
 // Store (Options.Snapshots nil) loads through it: one round trip for an
-// aggregate with a recent snapshot instead of two.
+// aggregate with a recent snapshot instead of two. Such loads do not call
+// the Store's ReadStream: a wrapper that embeds *eventstore.Store and
+// changes ReadStream (to cache, to check access, to count) must change
+// ReadStreamFromSnapshot the same way.
 type SnapshotStreamReader interface {
 	// ReadStreamFromSnapshot returns the stream's snapshot of the given
 	// schema version and found true, if it has one, and the stream's events

@@ -33,6 +33,21 @@ func (s *countingStore) ReadStream(ctx context.Context, stream string, from int6
 	}
 }
 
+func (s *countingStore) ReadStreamFromSnapshot(ctx context.Context, stream string, schema int) (event.Snapshot, bool, iter.Seq2[event.Event, error], error) {
+	snap, found, events, err := s.Store.ReadStreamFromSnapshot(ctx, stream, schema)
+	if err != nil {
+		return snap, found, events, err
+	}
+	return snap, found, func(yield func(event.Event, error) bool) {
+		for e, err := range events {
+			s.read++
+			if !yield(e, err) {
+				return
+			}
+		}
+	}, nil
+}
+
 // TestSnapshots runs every command, accepted and rejected, on todos that
 // are loaded from a snapshot each time (SnapshotEvery: 1), on both
 // databases: the snapshot must carry all the state the rules need.
