@@ -86,3 +86,49 @@ func ExampleStore_AppendTx() {
 	// appended todo-1 1 at position 1
 	// [buy milk] version 1
 }
+
+// A load from a snapshot: the snapshot and the events after it come in one
+// query. (A repository of package aggregate does this for its aggregates.)
+func ExampleStore_ReadStreamFromSnapshot() {
+	ctx := context.Background()
+	store, closeDB := openExampleStore(ctx)
+	defer closeDB()
+
+	for _, e := range []any{TodoAdded{Title: "a"}, TodoCompleted{}, TodoAdded{Title: "b"}} {
+		if _, err := store.Append(ctx, "todo-1", event.Any, []any{e}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	err := store.SaveSnapshot(ctx, event.Snapshot{StreamID: "todo-1", Version: 2, SchemaVersion: 1, Data: []byte(`{"done":1}`)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	snap, found, events, err := store.ReadStreamFromSnapshot(ctx, "todo-1", 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(found, snap.Version, string(snap.Data))
+	for e, err := range events {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(e.Version, e.Type)
+	}
+	// A snapshot of another schema version is none: every event follows.
+	_, found, events, err = store.ReadStreamFromSnapshot(ctx, "todo-1", 2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	n := 0
+	for _, err := range events {
+		if err != nil {
+			log.Fatal(err)
+		}
+		n++
+	}
+	fmt.Println(found, n)
+	// Output:
+	// true 2 {"done":1}
+	// 3 todo.added
+	// false 3
+}
