@@ -20,7 +20,7 @@ const (
 
 	attrType    = attribute.Key("cairn.aggregate.type")
 	attrID      = attribute.Key("cairn.aggregate.id")
-	attrStream  = attribute.Key("cairn.stream")
+	attrStream  = tracectx.AttrStream
 	attrVersion = attribute.Key("cairn.aggregate.version")
 	attrChanges = attribute.Key("cairn.aggregate.changes")
 )

@@ -20,7 +20,7 @@ const (
 	spanAppend = "cairn.append"
 	spanCommit = "cairn.append.commit"
 
-	attrStream        = attribute.Key("cairn.stream")
+	attrStream        = tracectx.AttrStream
 	attrEvents        = attribute.Key("cairn.append.events")
 	attrExpected      = attribute.Key("cairn.append.expected_version")
 	attrAppends       = attribute.Key("cairn.append.appends")

@@ -26,7 +26,7 @@ const (
 	attrAttempt   = attribute.Key("cairn.batch.attempt")
 	attrSaved     = attribute.Key("cairn.batch.saved")
 	attrPosition  = attribute.Key("cairn.event.position")
-	attrStream    = attribute.Key("cairn.stream")
+	attrStream    = tracectx.AttrStream
 	attrType      = attribute.Key("cairn.event.type")
 	attrID        = attribute.Key("cairn.event.id")
 )

@@ -28,27 +28,32 @@ func partitionsOf(ps processing.Status, head int64) []PartitionStatus {
 	}
 	out := make([]PartitionStatus, len(ps.Partitions))
 	for j, s := range ps.Partitions {
-		p := PartitionStatus{Index: j, Name: s.Name, Owner: s.Owner, Position: s.Position, Lag: max(head-s.Position, 0)}
-		switch s.State {
-		case processing.Idle:
-			p.State = Starting
-		case processing.Standby:
-			p.State = Standby
-		case processing.Running:
-			p.State = CatchingUp
-			if p.Lag == 0 {
-				p.State = Live
-			}
-		case processing.Retrying:
-			p.State = Retrying
-		case processing.Failed:
-			p.State = Failed
-		case processing.Paused:
-			p.State = Paused
-		default:
-			p.State = Stopped
-		}
-		out[j] = p
+		lag := max(head-s.Position, 0)
+		out[j] = PartitionStatus{Index: j, Name: s.Name, Owner: s.Owner, Position: s.Position, Lag: lag,
+			State: stateOf(s.State, lag == 0)}
 	}
 	return out
+}
+
+// stateOf is the runner's state of a processor, or of a partition, in
+// processing state s; live says whether a running one has caught up.
+func stateOf(s processing.State, live bool) State {
+	switch s {
+	case processing.Idle:
+		return Starting
+	case processing.Standby:
+		return Standby
+	case processing.Running:
+		if live {
+			return Live
+		}
+		return CatchingUp
+	case processing.Retrying:
+		return Retrying
+	case processing.Failed:
+		return Failed
+	case processing.Paused:
+		return Paused
+	}
+	return Stopped
 }

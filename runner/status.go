@@ -160,13 +160,7 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 	}
 	s.Lag = pr.lagOf(s.Position, s.Head)
 	switch ps.State {
-	case processing.Idle:
-		s.State = Starting
-		if pr.done {
-			s.State = Stopped
-		}
 	case processing.Standby:
-		s.State = Standby
 		pr.caughtUp = false
 	case processing.Running:
 		if s.Lag == 0 {
@@ -174,17 +168,9 @@ func (r *Runner) statusOf(pr *proc, ps processing.Status) ProcessorStatus {
 		} else if s.Lag > liveLag {
 			pr.caughtUp = false
 		}
-		s.State = CatchingUp
-		if pr.caughtUp {
-			s.State = Live
-		}
-	case processing.Retrying:
-		s.State = Retrying
-	case processing.Failed:
-		s.State = Failed
-	case processing.Paused:
-		s.State = Paused
-	default:
+	}
+	s.State = stateOf(ps.State, pr.caughtUp)
+	if ps.State == processing.Idle && pr.done {
 		s.State = Stopped
 	}
 	if pr.done && pr.err != nil {

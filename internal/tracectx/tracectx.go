@@ -12,6 +12,7 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -23,6 +24,11 @@ const (
 	TraceParent = "traceparent"
 	TraceState  = "tracestate"
 )
+
+// AttrStream is the attribute of every Cairn span about one stream (an
+// append, an aggregate's load or save, the handling of an event): the
+// stream's ID, under one name in every package.
+const AttrStream = attribute.Key("cairn.stream")
 
 // w3c is the propagator of the metadata keys: the W3C Trace Context one,
 // whatever the global propagator is, so that stored metadata always has the
