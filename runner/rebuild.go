@@ -91,7 +91,7 @@ func (r *Runner) rebuildOf(pr *proc) *RebuildStatus {
 		Version:   bs.Version,
 		Label:     bs.Label,
 		Processor: bs.Name,
-		State:     rebuildState(bs.State),
+		State:     stateOf(bs.State, false), // a build is never live
 		Owner:     bs.Owner,
 		Position:  bs.Position,
 		Head:      max(r.head, bs.Position),
@@ -106,23 +106,6 @@ func (r *Runner) rebuildOf(pr *proc) *RebuildStatus {
 		s.ETA = time.Duration(float64(s.Remaining) / s.Rate * float64(time.Second)).Round(time.Second)
 	}
 	return s
-}
-
-// rebuildState is the runner's state of a builder.
-func rebuildState(s processing.State) State {
-	switch s {
-	case processing.Idle:
-		return Starting
-	case processing.Standby:
-		return Standby
-	case processing.Running:
-		return CatchingUp
-	case processing.Retrying:
-		return Retrying
-	case processing.Failed:
-		return Failed
-	}
-	return Stopped
 }
 
 // sampleRebuild measures the rate of pr's build and logs its progress
