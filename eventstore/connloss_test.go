@@ -463,6 +463,9 @@ type faultProxy struct {
 	fired   chan commitAction
 	// lateAnswer is the server's answer to the last lateCommit.
 	lateAnswer []byte
+	// releaseLate, closed by the test, lets a held lateCommit reach the
+	// server.
+	releaseLate chan struct{}
 	// downAfter: go down (see setDown) as soon as an action has cut its
 	// connection, before the client can connect again.
 	downAfter bool
@@ -482,8 +485,9 @@ const (
 	// the server rolls the transaction back.
 	dropCommit
 	// lateCommit cuts the client's side of the connection before passing
-	// anything on, and passes the transaction to the server later: a
-	// transaction that runs on after its client gave it up for lost.
+	// anything on, and passes the transaction to the server once the test
+	// closes releaseLate (at most 30 s later): a transaction that runs on
+	// after its client gave it up for lost.
 	lateCommit
 )
 
@@ -510,7 +514,7 @@ func newFaultProxy(t *testing.T, dsn string) *faultProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{t: t, ln: ln, target: u.Host, conns: map[net.Conn]struct{}{}, fired: make(chan commitAction, 16)}
+	p := &faultProxy{t: t, ln: ln, target: u.Host, conns: map[net.Conn]struct{}{}, fired: make(chan commitAction, 16), releaseLate: make(chan struct{})}
 	p.wg.Go(p.accept)
 	t.Cleanup(func() {
 		ln.Close()
@@ -678,7 +682,10 @@ func (p *faultProxy) pipe(client, server net.Conn) {
 					blackhole = true
 					mu.Unlock()
 					client.Close()
-					time.Sleep(300 * time.Millisecond)
+					select {
+					case <-p.releaseLate:
+					case <-time.After(30 * time.Second):
+					}
 					server.Write(chunk)
 					wg.Wait()
 					p.mu.Lock()
@@ -827,6 +834,11 @@ func TestAppendLateTransaction(t *testing.T) {
 		t.Fatalf("Append() = %v, want the stored events", err)
 	}
 	p.await(t)
+	// The append was written again on another connection: only now does
+	// the first transaction reach the server. (A fixed pause here let a
+	// slow retry come second now and then; the late transaction then
+	// committed, and the retry found its events.)
+	close(p.releaseLate)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		p.mu.Lock()
