@@ -232,7 +232,17 @@ func TestPartitionStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		testkit.RunInBackground(t, r)
-		testkit.WaitFor(t, p, head)
+		// The reactor's receipts move the head: wait until both
+		// processors are at a head that no longer moves.
+		for h := head; ; {
+			testkit.WaitFor(t, rc, h)
+			testkit.WaitFor(t, p, h)
+			next := testkit.Head(t, s)
+			if next == h {
+				break
+			}
+			h = next
+		}
 		testkit.Eventually(t, time.Minute, "every partition live", func() bool {
 			ps := processorStatus(t, r.Status(t.Context()), "accounts")
 			for _, part := range ps.Partitions {

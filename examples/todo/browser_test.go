@@ -113,13 +113,27 @@ func TestBrowser(t *testing.T) {
 				t.Fatalf("%s: %v", what, err)
 			}
 		}
+		// text reads the text of the element sel selects, once there is
+		// one, in one step of the page's own script: a node found first and
+		// read after could be replaced in between by a re-render of its
+		// list ("No node with given id found").
 		text := func(sel string) string {
 			t.Helper()
-			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-			if err != nil {
-				t.Fatalf("text of %s: %v", sel, err)
+			js := `(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); return e ? e.innerText : null })()`
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				v, err := chromedp.Run(ctx, chromedp.Evaluate[any](js))
+				if err != nil {
+					t.Fatalf("text of %s: %v", sel, err)
+				}
+				if s, ok := v.(string); ok {
+					return s
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("text of %s: no such element after 30 s", sel)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
-			return s
 		}
 		eval := func(expr string) any {
 			t.Helper()
